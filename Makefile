@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both create or refresh the virtual environment from requirements.lock first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test venv lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m orchestration.demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Re-resolve the lock from pyproject.toml (needs the registry).
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install --quiet --upgrade pip
+	.lockenv/bin/pip install --quiet '.[test]'
+	.lockenv/bin/pip freeze --exclude-editable | grep -v '^printfarm-pipeline' > requirements.lock
+	rm -rf .lockenv
+
+clean:
+	rm -rf $(VENV) build *.egg-info transformation/target transformation/logs

@@ -1,0 +1,1 @@
+"""MQTT print-job logger for Bambu Lab printers (no Dagster imports here)."""
