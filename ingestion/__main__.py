@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     service.start()
     # Wake up now and then to notice a dead writer thread (exit non-zero for the supervisor).
     while not stop.wait(1.0):
-        if not service._thread.is_alive():
+        if not service.writer_alive:
             logging.getLogger("ingestion").error("writer thread died; exiting")
             service.stop()
             return 1

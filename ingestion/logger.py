@@ -68,6 +68,10 @@ class LoggerService:
         self._stopped.set()
         log.info("logger stopped; %d messages processed", self.processed)
 
+    @property
+    def writer_alive(self) -> bool:
+        return self._thread.is_alive()
+
     def deliver(self, serial: str, kind: str, payload: bytes, received: datetime) -> None:
         self.inbox.put((serial, kind, payload, received))
 
