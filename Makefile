@@ -17,7 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m orchestration.demo
+	$(PY) -m ingestion.demo
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
