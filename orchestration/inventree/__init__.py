@@ -1,0 +1,1 @@
+"""Everything that talks to InvenTree: client, push logic, Dagster assets and resource."""
