@@ -1,0 +1,87 @@
+"""dbt models as Dagster assets (groups raw / bronze / silver), dbt data tests as asset checks."""
+
+
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    DataVersion,
+    ObserveResult,
+    observable_source_asset,
+)
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from ingestion.raw_schema import ensure_schema
+from orchestration.settings import SyncSettings
+
+from .project import dbt_env, dbt_project, dbt_vars, ensure_manifest
+
+# The Bambuddy raw tables are written by one collector (a multi-asset named bambuddy_archives).
+BAMBUDDY_SOURCE_KEYS = {
+    "raw_bambuddy_archives": AssetKey("bambuddy_archives"),
+    "raw_bambuddy_print_runs": AssetKey("bambuddy_print_runs"),
+    "raw_bambuddy_printers": AssetKey("bambuddy_printers"),
+}
+
+
+class PrintfarmDbtTranslator(DagsterDbtTranslator):
+    """Models keep their names as keys; raw sources map onto the assets that write them."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            name = dbt_resource_props["name"]
+            return BAMBUDDY_SOURCE_KEYS.get(name, AssetKey(name))
+        return AssetKey(dbt_resource_props["name"])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> Optional[str]:
+        if dbt_resource_props["resource_type"] == "source":
+            return "raw"
+        fqn = dbt_resource_props.get("fqn", [])
+        for layer in ("bronze", "silver"):
+            if layer in fqn:
+                return layer
+        return None
+
+
+@observable_source_asset(
+    name="raw_printer_jobs", group_name="raw",
+    description="Jobs written by the MQTT logger (ingestion/) into DATA_DIR/print_history.db. "
+                "Observing it records how many jobs ended, as its data version.")
+def raw_printer_jobs() -> ObserveResult:
+    settings = SyncSettings.from_env()
+    ensure_schema(settings.print_history_db)
+    conn = sqlite3.connect(f"file:{settings.print_history_db}?mode=ro", uri=True, timeout=30)
+    try:
+        total, ended, latest = conn.execute(
+            "SELECT COUNT(*), COUNT(ended_at), MAX(updated_at) FROM raw_printer_jobs").fetchone()
+    finally:
+        conn.close()
+    return ObserveResult(data_version=DataVersion(f"{ended}:{latest}"),
+                         metadata={"jobs": total, "ended_jobs": ended, "last_update": latest or ""})
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    dagster_dbt_translator=PrintfarmDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+    # dbt unit tests check the SQL, not the data: they run in the test suite, not in production runs.
+    exclude="resource_type:unit_test",
+)
+def dbt_print_history_assets(context: AssetExecutionContext, dbt: DbtCliResource):
+    settings = SyncSettings.from_env()
+    ensure_schema(settings.print_history_db)  # a cold start: the logger may not have run yet
+    os.environ.update(dbt_env(settings))
+    args = ["build", "--vars", json.dumps(dbt_vars(settings))]
+    yield from dbt.cli(args, context=context).stream().fetch_row_counts()
+
+
+def dbt_resource() -> DbtCliResource:
+    # The dbt of this interpreter's environment, also when the venv is not activated (PATH).
+    beside = Path(sys.executable).with_name("dbt")
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=str(beside) if beside.exists() else "dbt")

@@ -1,0 +1,38 @@
+"""The dbt project (transformation/) and how settings become dbt vars."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from orchestration.settings import SyncSettings
+
+TRANSFORMATION_DIR = Path(__file__).resolve().parents[2] / "transformation"
+
+dbt_project = DbtProject(project_dir=TRANSFORMATION_DIR, profiles_dir=TRANSFORMATION_DIR)
+
+
+def ensure_manifest() -> Path:
+    """The manifest is made by `make` and the image build; parse here if someone skipped that,
+    so the code location never fails to load for want of it."""
+    if not dbt_project.manifest_path.exists():
+        dbt_project.preparer.prepare(dbt_project)
+    return dbt_project.manifest_path
+
+
+def dbt_vars(settings: SyncSettings) -> dict[str, object]:
+    """The env settings that shape silver (see transformation/dbt_project.yml vars)."""
+    return {
+        "part_key_fields": ",".join(settings.part_key_fields),
+        "ipn_prefix": settings.part_ipn_prefix,
+        "bambuddy_enabled": settings.bambuddy_enabled,
+        "match_window_minutes": int(os.environ.get("MATCH_WINDOW_MINUTES", "30") or 30),
+    }
+
+
+def dbt_env(settings: SyncSettings) -> dict[str, str]:
+    # profiles.yml resolves DATA_DIR relative to dbt's working directory (the project dir),
+    # so hand it an absolute path.
+    return {"DATA_DIR": str(settings.data_dir.resolve())}

@@ -1,0 +1,29 @@
+"""Jobs: `sync_prints` (collector -> dbt -> inventree_stock -> bambuddy_links) and
+`transform_print_history` (the dbt models alone, the name users of the original pipeline know)."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job
+
+SYNC_JOB = "sync_prints"
+TRANSFORM_JOB = "transform_print_history"
+
+sync_prints = define_asset_job(
+    SYNC_JOB,
+    selection=AssetSelection.groups("raw", "bronze", "silver", "inventree").materializable(),
+    description="Pull Bambuddy archives, build bronze/silver, push new prints to InvenTree, link archives.",
+    tags={"printfarm/job": SYNC_JOB},
+)
+
+transform_print_history = define_asset_job(
+    TRANSFORM_JOB,
+    selection=AssetSelection.groups("bronze", "silver").materializable(),
+    description="Build the dbt bronze and silver models only.",
+)
+
+
+def sync_run_config(archive_ids: list[int] | None = None, force: bool = False,
+                    max_archives: int | None = None) -> dict:
+    """Run config of `sync_prints`; both InvenTree-side assets read the same selection."""
+    config = {"archive_ids": list(archive_ids or []), "force": bool(force), "max_archives": max_archives}
+    return {"ops": {"inventree_stock": {"config": config}, "bambuddy_links": {"config": config}}}

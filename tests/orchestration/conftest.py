@@ -1,0 +1,68 @@
+"""End-to-end fixtures: a temporary DATA_DIR, the two stand-ins over real HTTP, and the real
+Dagster job run in process (raw rows -> dbt -> push -> links)."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from ingestion.raw_schema import connect
+from orchestration.jobs import sync_run_config
+from tests.fakes.bambuddy import FakeBambuddy
+from tests.fakes.inventree import FakeInvenTree, seed_demo
+
+
+@pytest.fixture
+def inventree():
+    with FakeInvenTree() as fake:
+        fake.ids = seed_demo(fake)
+        yield fake
+
+
+@pytest.fixture
+def bambuddy():
+    with FakeBambuddy() as fake:
+        fake.add_printer("X1C bay 1", "SERIAL1", "X1C", printer_id=1)
+        yield fake
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, inventree):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INVENTREE_BASE_URL", inventree.base_url)
+    monkeypatch.setenv("INVENTREE_TOKEN", inventree.token)
+    monkeypatch.setenv("INVENTREE_PART_CATEGORY_ID", str(inventree.ids["INVENTREE_PART_CATEGORY_ID"]))
+    monkeypatch.setenv("INVENTREE_STOCK_LOCATION_ID", str(inventree.ids["INVENTREE_STOCK_LOCATION_ID"]))
+    monkeypatch.setenv("INVENTREE_WEB_URL", "http://inventree.example")
+    monkeypatch.delenv("BAMBUDDY_BASE_URL", raising=False)
+    monkeypatch.delenv("BAMBUDDY_API_KEY", raising=False)
+    connect(tmp_path / "print_history.db").close()
+    return tmp_path
+
+
+def run_sync(archive_ids=None, force=False, max_archives=None, instance=None, raise_on_error=False):
+    from orchestration.definitions import defs
+    job = defs.get_job_def("sync_prints")
+    return job.execute_in_process(run_config=sync_run_config(archive_ids, force, max_archives),
+                                  instance=instance or DagsterInstance.ephemeral(), raise_on_error=raise_on_error)
+
+
+def add_mqtt_job(data_dir: Path, key: str, name: str, status: str = "completed", serial: str = "SERIAL1",
+                 ended: str = "2026-11-20T11:00:00.000000Z"):
+    conn = connect(data_dir / "print_history.db")
+    conn.execute(
+        """INSERT INTO raw_printer_jobs (printer_serial, printer_name, job_key, task_id, subtask_id, subtask_name,
+               gcode_file, status, started_at, ended_at, progress_pct, created_at, updated_at)
+           VALUES (?, 'X1C bay 1', ?, ?, ?, ?, '/data/Metadata/plate_1.gcode', ?, '2026-11-20T10:00:00.000000Z', ?,
+                   100, ?, ?)""", (serial, key, key, key, name, status, ended, ended, ended))
+    conn.close()
+
+
+def ledger_rows(data_dir: Path) -> list[dict]:
+    conn = sqlite3.connect(data_dir / "sync.sqlite3")
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM sync_ledger ORDER BY print_id")]
+    finally:
+        conn.close()

@@ -1,0 +1,81 @@
+"""sync_prints end to end in MQTT-only mode (no BAMBUDDY_BASE_URL): raw logger rows -> dbt ->
+InvenTree stand-in. InvenTree behaviour from ../shared/contracts/inventree/CONTRACT.md."""
+
+from .conftest import add_mqtt_job, ledger_rows, run_sync
+
+
+def test_first_sync_then_rerun_creates_nothing(env, inventree):
+    add_mqtt_job(env, "101", "Benchy", ended="2026-11-20T11:00:00.000000Z")
+    add_mqtt_job(env, "102", "Benchy", ended="2026-11-20T13:00:00.000000Z")
+    add_mqtt_job(env, "103", "Vase", status="failed", ended="2026-11-20T14:00:00.000000Z")
+    result = run_sync()
+    assert result.success
+    parts = list(inventree.parts.values())
+    assert [(p["IPN"], p["name"], p["category"]) for p in parts] == [("BMB-benchy", "Benchy", 1)]
+    batches = sorted(s["batch"] for s in inventree.stock_items.values())
+    assert batches == ["mqtt-SERIAL1-101", "mqtt-SERIAL1-102"]
+    item = next(iter(inventree.stock_items.values()))
+    assert item["location"] == 1 and item["status"] == 10 and "X1C bay 1" in item["notes"]
+    assert "mqtt:SERIAL1:10" in item["notes"]
+    params = {inventree.templates[p["template"]]["name"]: p for p in inventree.parameters.values()}
+    # the later print (10:00-13:00) updated the value of the first one, without a second parameter
+    assert params["PrintTime"]["data"] == "10800 s" and "Weight" not in params  # MQTT knows no weight
+    assert len(inventree.parameters) == 1
+    states = {r["print_id"]: r["state"] for r in ledger_rows(env)}
+    assert states == {"mqtt:SERIAL1:101": "synced", "mqtt:SERIAL1:102": "synced", "mqtt:SERIAL1:103": "skipped"}
+    meta = result.asset_materializations_for_node("inventree_stock")[0].metadata
+    assert meta["created"].value == 2 and meta["skipped"].value == 1 and meta["parts_created"].value == 1
+
+    requests_before = len(inventree.requests)
+    again = run_sync()
+    assert again.success
+    assert len(inventree.stock_items) == 2 and len(inventree.parts) == 1
+    assert len(inventree.requests) - requests_before <= 5  # nothing new: no lookups at all
+    meta = again.asset_materializations_for_node("inventree_stock")[0].metadata
+    assert meta["created"].value == 0
+
+
+def test_stock_item_found_by_batch_when_the_ledger_forgot(env, inventree):
+    """The ledger alone is not trusted: a lost ledger never duplicates a stock item."""
+    add_mqtt_job(env, "201", "Clip")
+    assert run_sync().success
+    (env / "sync.sqlite3").unlink()
+    result = run_sync()
+    assert result.success
+    assert len(inventree.stock_items) == 1
+    meta = result.asset_materializations_for_node("inventree_stock")[0].metadata
+    assert meta["reused"].value == 1 and meta["created"].value == 0
+
+
+def test_one_bad_print_does_not_block_the_others_and_is_retried(env, inventree):
+    add_mqtt_job(env, "301", "Alpha", ended="2026-11-20T11:00:00.000000Z")
+    add_mqtt_job(env, "302", "Beta", ended="2026-11-20T12:00:00.000000Z")
+    inventree.inject(status=400, times=1, method="POST", path_prefix="/api/stock/")
+    result = run_sync()
+    assert not result.success  # the run is red ...
+    assert len(inventree.stock_items) == 1  # ... but the other print got through
+    states = {r["print_id"]: (r["state"], r["last_error"]) for r in ledger_rows(env)}
+    assert states["mqtt:SERIAL1:301"][0] == "failed" and "400" in states["mqtt:SERIAL1:301"][1]
+    assert states["mqtt:SERIAL1:302"][0] == "synced"
+    assert run_sync().success
+    assert sorted(s["batch"] for s in inventree.stock_items.values()) == ["mqtt-SERIAL1-301", "mqtt-SERIAL1-302"]
+
+
+def test_wrong_token_fails_fast_and_writes_nothing(env, inventree, monkeypatch):
+    add_mqtt_job(env, "401", "Gamma")
+    monkeypatch.setenv("INVENTREE_TOKEN", "inv-" + "0" * 40 + "-20991231")
+    result = run_sync()
+    assert not result.success
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    text = str(failure.event_specific_data.error)
+    assert "INVENTREE_TOKEN" in text and "inv-" + "0" * 40 not in text
+    assert inventree.parts == {} and inventree.stock_items == {}
+
+
+def test_missing_templates_warn_without_failing(env, inventree):
+    inventree.templates.clear()
+    add_mqtt_job(env, "501", "Delta")
+    result = run_sync()
+    assert result.success
+    meta = result.asset_materializations_for_node("inventree_stock")[0].metadata
+    assert "PrintTime" in meta["warnings"].value and len(inventree.stock_items) == 1
