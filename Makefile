@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lock clean
+.PHONY: demo test venv lock clean manifest
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,12 +14,16 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
+# The dbt manifest Dagster loads its assets from, refreshed on every run (about 2 s).
+manifest: $(STAMP)
+	$(VENV)/bin/dbt parse --quiet --project-dir transformation --profiles-dir transformation
+
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: manifest
 	$(PY) -m ingestion.demo
 
-test: $(STAMP)
+test: manifest
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Re-resolve the lock from pyproject.toml (needs the registry).

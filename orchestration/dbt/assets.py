@@ -4,8 +4,6 @@
 import json
 import os
 import sqlite3
-import sys
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from dagster import (
@@ -20,7 +18,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from ingestion.raw_schema import ensure_schema
 from orchestration.settings import SyncSettings
 
-from .project import dbt_env, dbt_project, dbt_vars, ensure_manifest
+from .project import dbt_env, dbt_executable, dbt_project, dbt_vars, ensure_manifest
 
 # The Bambuddy raw tables are written by one collector (a multi-asset named bambuddy_archives).
 BAMBUDDY_SOURCE_KEYS = {
@@ -82,6 +80,4 @@ def dbt_print_history_assets(context: AssetExecutionContext, dbt: DbtCliResource
 
 
 def dbt_resource() -> DbtCliResource:
-    # The dbt of this interpreter's environment, also when the venv is not activated (PATH).
-    beside = Path(sys.executable).with_name("dbt")
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=str(beside) if beside.exists() else "dbt")
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -14,11 +16,18 @@ TRANSFORMATION_DIR = Path(__file__).resolve().parents[2] / "transformation"
 dbt_project = DbtProject(project_dir=TRANSFORMATION_DIR, profiles_dir=TRANSFORMATION_DIR)
 
 
+def dbt_executable() -> str:
+    """The dbt of this interpreter's environment, also when the venv is not activated (PATH)."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else "dbt"
+
+
 def ensure_manifest() -> Path:
     """The manifest is made by `make` and the image build; parse here if someone skipped that,
     so the code location never fails to load for want of it."""
     if not dbt_project.manifest_path.exists():
-        dbt_project.preparer.prepare(dbt_project)
+        subprocess.run([dbt_executable(), "parse", "--quiet", "--project-dir", str(TRANSFORMATION_DIR),
+                        "--profiles-dir", str(TRANSFORMATION_DIR)], check=True, cwd=TRANSFORMATION_DIR)
     return dbt_project.manifest_path
 
 
