@@ -139,6 +139,7 @@ CREATE TABLE IF NOT EXISTS raw_bambuddy_print_runs (
     updated_at           TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_raw_bambuddy_print_runs_archive ON raw_bambuddy_print_runs(archive_id);
+CREATE INDEX IF NOT EXISTS ix_raw_bambuddy_print_runs_updated ON raw_bambuddy_print_runs(updated_at);
 
 -- The collector's cursor (print_log_max_id, backfilled): kept beside the rows it describes,
 -- so a restored print_history.db and its cursor never disagree.

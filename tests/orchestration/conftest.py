@@ -2,6 +2,7 @@
 Dagster job run in process (raw rows -> dbt -> push -> links)."""
 
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -51,11 +52,12 @@ def run_sync(archive_ids=None, force=False, max_archives=None, instance=None, ra
 def add_mqtt_job(data_dir: Path, key: str, name: str, status: str = "completed", serial: str = "SERIAL1",
                  ended: str = "2026-11-20T11:00:00.000000Z"):
     conn = connect(data_dir / "print_history.db")
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the logger stamps rows
     conn.execute(
         """INSERT INTO raw_printer_jobs (printer_serial, printer_name, job_key, task_id, subtask_id, subtask_name,
                gcode_file, status, started_at, ended_at, progress_pct, created_at, updated_at)
            VALUES (?, 'X1C bay 1', ?, ?, ?, ?, '/data/Metadata/plate_1.gcode', ?, '2026-11-20T10:00:00.000000Z', ?,
-                   100, ?, ?)""", (serial, key, key, key, name, status, ended, ended, ended))
+                   100, ?, ?)""", (serial, key, key, key, name, status, ended, now, now))
     conn.close()
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+from datetime import datetime, timezone
 import sqlite3
 import subprocess
 import sys
@@ -43,6 +44,11 @@ def warehouse(data_dir: Path) -> sqlite3.Connection:
     return conn
 
 
+def written_now() -> str:
+    """Raw writers stamp updated_at with the time they write (incremental bronze relies on it)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def add_job(conn, serial="S1", key="100", name="Benchy", status="completed", started="2026-01-01T10:00:00.000000Z",
             ended="2026-01-01T11:00:00.000000Z", gcode_file="/sdcard/benchy.gcode.3mf"):
     conn.execute(
@@ -51,12 +57,12 @@ def add_job(conn, serial="S1", key="100", name="Benchy", status="completed", sta
            VALUES (?, 'printer', ?, ?, ?, ?, ?, ?, ?, ?, 100, ?, ?)
            ON CONFLICT(printer_serial, job_key) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at,
                subtask_name = excluded.subtask_name, updated_at = excluded.updated_at""",
-        (serial, key, key, key, name, gcode_file, status, started, ended, started, ended or started))
+        (serial, key, key, key, name, gcode_file, status, started, ended, written_now(), written_now()))
 
 
 def add_archive(conn, archive_id, *, printer_id=1, name="Benchy", filename="benchy.gcode.3mf", content_hash="h",
                 status="completed", completed="2026-01-01T11:00:00", runs=()):
-    now = "2026-01-01T12:00:00Z"
+    now = written_now()
     conn.execute("INSERT OR IGNORE INTO raw_bambuddy_printers (id, name, serial_number, model, raw_json, first_seen_at,"
                  " updated_at) VALUES (?, 'X1C', 'S1', 'X1C', '{}', ?, ?)", (printer_id, now, now))
     conn.execute(

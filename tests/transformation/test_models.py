@@ -4,7 +4,7 @@ the source-of-truth rule and building while the logger writes."""
 import threading
 import time
 
-from .conftest import add_archive, add_job, dbt, raw, warehouse
+from .conftest import add_archive, add_job, dbt, raw, warehouse, written_now
 
 
 def test_build_runs_unit_and_data_tests_on_a_cold_start(data_dir):
@@ -91,3 +91,32 @@ def test_build_while_the_logger_writes(data_dir):
     assert written[0] > 100
     count = warehouse(data_dir).execute("SELECT COUNT(*) FROM bronze_printer_jobs").fetchone()[0]
     assert 0 < count <= written[0]
+
+
+def test_incremental_silver_picks_up_late_enrichment_and_reprints(data_dir):
+    """Silver is incremental: a run built before its MQTT job arrived is enriched later; an
+    archive first seen without print log keeps print_id run 1 when its logged run arrives."""
+    conn = raw(data_dir)
+    add_archive(conn, 1, runs=[(10, "completed", "2026-01-01T11:00:00")])
+    add_archive(conn, 2, name="Vase", filename="vase.3mf", content_hash="h2", runs=())  # no print log yet
+    vars_ = {"bambuddy_enabled": True}
+    dbt(data_dir, "build", "--exclude", "test_type:unit", vars=vars_)
+    first = {r["print_id"]: r["source"] for r in warehouse(data_dir).execute("SELECT * FROM silver_print_jobs")}
+    assert first == {"bambuddy:1:1": "bambuddy", "bambuddy:2:1": "bambuddy"}
+    add_job(conn, key="900", name="Benchy", ended="2026-01-01T11:02:00.000000Z")  # the MQTT job, late
+    conn.execute("""INSERT INTO raw_bambuddy_print_runs (id, archive_id, printer_id, printer_name, print_name, status,
+                        started_at, completed_at, created_at, raw_json, first_seen_at, updated_at)
+                    VALUES (20, 2, 1, 'X1C', 'Vase', 'completed', '2026-01-01T10:00:00', '2026-01-01T11:00:00',
+                            '2026-01-01T11:00:00', '{}', ?, ?)""", (written_now(), written_now()))
+    conn.execute("""INSERT INTO raw_bambuddy_print_runs (id, archive_id, printer_id, printer_name, print_name, status,
+                        started_at, completed_at, created_at, raw_json, first_seen_at, updated_at)
+                    VALUES (11, 1, 1, 'X1C', 'Benchy', 'completed', '2026-01-02T10:00:00', '2026-01-02T11:00:00',
+                            '2026-01-02T11:00:00', '{}', ?, ?)""", (written_now(), written_now()))
+    dbt(data_dir, "build", "--exclude", "test_type:unit", vars=vars_)
+    rows = {r["print_id"]: (r["source"], r["mqtt_job_key"], r["batch"])
+            for r in warehouse(data_dir).execute("SELECT * FROM silver_print_jobs")}
+    assert rows == {"bambuddy:1:1": ("both", "900", "bambuddy-1"),
+                    "bambuddy:1:2": ("bambuddy", None, "bambuddy-1-r2"),
+                    "bambuddy:2:1": ("bambuddy", None, "bambuddy-2")}
+    parts = {r["part_key"]: r["prints_count"] for r in warehouse(data_dir).execute("SELECT * FROM silver_parts")}
+    assert parts == {"h": 2, "h2": 1}

@@ -59,5 +59,17 @@
 {#- Columns of tables built with CREATE TABLE AS keep a type only when cast: dbt's unit tests
     read the types back from the table (dbt-sqlite trap in DESIGN.md). -#}
 {% macro now_utc() -%}
-    cast(strftime('%Y-%m-%dT%H:%M:%SZ', 'now') as text)
+    cast(strftime('%Y-%m-%dT%H:%M:%fZ', 'now') as text)
+{%- endmacro %}
+
+{#- Incremental bronze reads only raw rows written since the last load (minus an hour of margin
+    for commit delays and clock skew between writers); the anti-join on the key still decides
+    what is new, so the margin can only re-read rows, never miss one. -#}
+{% macro raw_since_last_load(updated_column) -%}
+    {%- if is_incremental() -%}
+    {{ updated_column }} > coalesce(
+        (select strftime('%Y-%m-%dT%H:%M:%fZ', julianday(max(loaded_at)) - 1.0 / 24) from {{ this }}), '')
+    {%- else -%}
+    1 = 1
+    {%- endif -%}
 {%- endmacro %}

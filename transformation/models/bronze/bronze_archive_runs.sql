@@ -2,7 +2,10 @@
     of one archive are separate runs numbered run_no 1, 2, ... in log order. An ended archive
     with no print-log entry at all counts as one run (run_id archive:<id>). -#}
 {{ config(
-    post_hook="create unique index if not exists ux_bronze_archive_runs on bronze_archive_runs (run_id)"
+    post_hook=[
+        "create unique index if not exists ux_bronze_archive_runs on bronze_archive_runs (run_id)",
+        "create index if not exists ix_bronze_archive_runs_archive on bronze_archive_runs (archive_id, run_no)",
+    ]
 ) }}
 
 {% set ended = "('completed', 'failed', 'aborted', 'cancelled', 'stopped')" %}
@@ -33,12 +36,30 @@ archives as (
 
 ),
 
+ended_logged as (
+
+    select r.*
+    from raw_runs as r
+    where {{ raw_since_last_load('r.updated_at') }}
+      and r.archive_id is not null
+      and r.status in {{ ended }}
+    {% if is_incremental() %}
+      and not exists (select 1 from {{ this }} as b where b.run_id = 'log:' || r.id)
+    {% endif %}
+
+),
+
 logged_runs as (
 
+    -- numbered after the runs of the same archive already in bronze (reprints: 2, 3, ...)
     select
         'log:' || r.id                                   as run_id,
         r.archive_id,
         r.id                                             as print_log_id,
+        {% if is_incremental() %}
+        coalesce((select max(b.run_no) from {{ this }} as b
+                  where b.archive_id = r.archive_id and b.run_id like 'log:%'), 0) +
+        {% endif %}
         row_number() over (partition by r.archive_id order by coalesce(r.started_at, r.created_at), r.id) as run_no,
         r.status,
         r.started_at,
@@ -47,9 +68,7 @@ logged_runs as (
         r.filament_used_grams                            as run_filament_grams,
         r.failure_reason,
         r.printer_name
-    from raw_runs as r
-    where r.archive_id is not null
-      and r.status in {{ ended }}
+    from ended_logged as r
 
 ),
 
@@ -68,7 +87,8 @@ archive_only_runs as (
         a.failure_reason,
         null                                             as printer_name
     from archives as a
-    where a.status in {{ ended }}
+    where {{ raw_since_last_load('a.updated_at') }}
+      and a.status in {{ ended }}
       and not exists (
           select 1 from raw_runs as r where r.archive_id = a.id
       )

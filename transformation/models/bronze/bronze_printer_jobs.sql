@@ -14,7 +14,8 @@ ended_jobs as (
 
     select *
     from raw_jobs
-    where ended_at is not null
+    where {{ raw_since_last_load('updated_at') }}
+      and ended_at is not null
       and status in ('completed', 'failed', 'cancelled', 'aborted')
 
 ),

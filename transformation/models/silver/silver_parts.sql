@@ -1,8 +1,31 @@
-{#- One row per part key: what InvenTree's Part should say, from the prints of that part. -#}
+{#- One row per part key: what InvenTree's Part should say, from the prints of that part.
+    Incremental: only part keys with prints that arrived since the last build are recomputed. -#}
+{{ config(
+    materialized='incremental',
+    unique_key='part_key',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    post_hook="create unique index if not exists ux_silver_parts on silver_parts (part_key)"
+) }}
 
-with prints as (
+with all_prints as (
 
     select * from {{ ref('silver_print_jobs') }}
+
+),
+
+changed_keys as (
+
+    select distinct part_key from all_prints
+    {% if is_incremental() %}
+    where bronze_loaded_at > (select coalesce(max(bronze_loaded_at), '') from {{ this }})
+    {% endif %}
+
+),
+
+prints as (
+
+    select * from all_prints where part_key in (select part_key from changed_keys)
 
 ),
 
@@ -39,7 +62,8 @@ stats as (
         min(finished_at)                    as first_printed_at,
         max(finished_at)                    as last_printed_at,
         count(*)                            as prints_count,
-        sum(is_success)                     as successful_prints
+        sum(is_success)                     as successful_prints,
+        max(bronze_loaded_at)               as bronze_loaded_at
     from prints
     group by part_key
 
@@ -56,7 +80,8 @@ select
     cast(s.first_printed_at as text)        as first_printed_at,
     cast(s.last_printed_at as text)         as last_printed_at,
     cast(s.prints_count as integer)         as prints_count,
-    cast(s.successful_prints as integer)    as successful_prints
+    cast(s.successful_prints as integer)    as successful_prints,
+    cast(s.bronze_loaded_at as text)        as bronze_loaded_at
 from latest as l
 inner join stats as s on s.part_key = l.part_key
 left join thumbnails as t on t.part_key = l.part_key

@@ -2,7 +2,21 @@
     Source of truth (DESIGN.md): with Bambuddy enabled only Bambuddy runs are rows and MQTT jobs
     enrich them (same printer serial, end within match_window_minutes, same name); without it
     the MQTT jobs are the rows. Either way a print appears once. -#}
+{{ config(
+    materialized='incremental',
+    unique_key='print_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    post_hook=[
+        "create unique index if not exists ux_silver_print_jobs on silver_print_jobs (print_id)",
+        "create index if not exists ix_silver_print_jobs_part on silver_print_jobs (part_key)",
+        "create index if not exists ix_silver_print_jobs_loaded on silver_print_jobs (bronze_loaded_at)",
+    ]
+) }}
+{#- Incremental: only prints whose bronze rows arrived since the last build (and, with Bambuddy,
+    runs that a newly arrived MQTT job may enrich) are recomputed; delete+insert by print_id. -#}
 {% set window_days = var('match_window_minutes') | float / 1440.0 %}
+{% set bambuddy = var('bambuddy_enabled') | string | lower in ('true', '1', 'yes') %}
 
 with bronze_runs as (
 
@@ -16,6 +30,35 @@ bronze_jobs as (
 
 ),
 
+new_jobs as (
+
+    select * from bronze_jobs
+    {% if is_incremental() %}
+    where loaded_at > (select coalesce(max(bronze_loaded_at), '') from {{ this }})
+    {% endif %}
+
+),
+
+{% if bambuddy %}
+
+changed_archives as (
+
+    select distinct archive_id from bronze_runs
+    {% if is_incremental() %}
+    where loaded_at > (select coalesce(max(bronze_loaded_at), '') from {{ this }})
+       or archive_id in (
+            -- runs a newly arrived MQTT job may enrich: same printer, within the window
+            select r.archive_id
+            from bronze_runs as r
+            inner join new_jobs as j
+                on j.printer_serial = r.printer_serial
+               and r.completed_at between strftime('%Y-%m-%dT%H:%M:%SZ', julianday(j.ended_at) - {{ window_days }})
+                                      and strftime('%Y-%m-%dT%H:%M:%SZ', julianday(j.ended_at) + {{ window_days }})
+       )
+    {% endif %}
+
+),
+
 archive_runs as (
 
     -- an archive-only run and a logged run 1 of the same archive are the same print
@@ -25,6 +68,7 @@ archive_runs as (
                row_number() over (partition by archive_id, run_no
                                   order by case when run_id like 'log:%' then 0 else 1 end, run_id) as dup_rank
         from bronze_runs as r
+        where r.archive_id in (select archive_id from changed_archives)
     )
     where dup_rank = 1
 
@@ -39,6 +83,8 @@ first_success as (
 
 ),
 
+{% endif %}
+
 mqtt_jobs as (
 
     select
@@ -47,11 +93,11 @@ mqtt_jobs as (
         case when j.gcode_file like '/data/Metadata/plate_%' then null
              else replace(j.gcode_file, rtrim(j.gcode_file, replace(j.gcode_file, '/', '')), '')
         end as file_base
-    from bronze_jobs as j
+    from {{ 'bronze_jobs' if bambuddy else 'new_jobs' }} as j
 
 ),
 
-{% if var('bambuddy_enabled') | string | lower in ('true', '1', 'yes') %}
+{% if bambuddy %}
 
 candidates as (
 
@@ -109,7 +155,8 @@ prints as (
              else 'bambuddy-' || r.archive_id || '-r' || r.run_no end   as batch,
         coalesce(r.failure_reason, j.fail_reason)                       as fail_reason,
         m.job_key                                                       as mqtt_job_key,
-        r.has_thumbnail
+        r.has_thumbnail,
+        max(r.loaded_at, coalesce(j.loaded_at, ''))                     as bronze_loaded_at
     from archive_runs as r
     left join first_success as fs on fs.archive_id = r.archive_id
     left join matches as m on m.run_id = r.run_id
@@ -141,7 +188,8 @@ prints as (
         'mqtt-' || j.printer_serial || '-' || j.job_key                 as batch,
         j.fail_reason,
         j.job_key                                                       as mqtt_job_key,
-        0                                                               as has_thumbnail
+        0                                                               as has_thumbnail,
+        j.loaded_at                                                     as bronze_loaded_at
     from mqtt_jobs as j
 
 ),
@@ -179,5 +227,6 @@ select
     cast(batch as text)                                     as batch,
     cast(fail_reason as text)                               as fail_reason,
     cast(mqtt_job_key as text)                              as mqtt_job_key,
-    cast(has_thumbnail as integer)                          as has_thumbnail
+    cast(has_thumbnail as integer)                          as has_thumbnail,
+    cast(bronze_loaded_at as text)                          as bronze_loaded_at
 from keyed
