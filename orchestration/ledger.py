@@ -216,12 +216,30 @@ class Ledger:
 
     # --- runs --------------------------------------------------------------------------
     def start_run(self, run_id: str, request_ids: list[int] | None = None) -> None:
+        """Record a push run, and tie the sync requests it serves to it (the API waits on that)."""
+        now = utc_now()
         with self._connect() as conn:
             conn.execute(
                 """INSERT INTO sync_runs (run_id, started_at, status, request_ids) VALUES (?, ?, 'running', ?)
                    ON CONFLICT(run_id) DO UPDATE SET status = 'running'""",
-                (run_id, utc_now(), json.dumps(request_ids or [])),
+                (run_id, now, json.dumps(request_ids or [])),
             )
+            conn.executemany(
+                "UPDATE sync_requests SET status = 'launched', run_id = ?, launched_at = COALESCE(launched_at, ?) "
+                "WHERE id = ?", [(run_id, now, rid) for rid in request_ids or []])
+
+    def run_for_request(self, request_id: int) -> dict | None:
+        request = self.request(request_id)
+        if request is None or not request.get("run_id"):
+            return None
+        return self.run(request["run_id"])
+
+    def pending_request(self, kind: str) -> dict | None:
+        """A request of this kind still waiting to be launched (webhook bursts reuse it)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM sync_requests WHERE kind = ? AND status = 'pending' "
+                               "ORDER BY id DESC LIMIT 1", (kind,)).fetchone()
+        return _request(row) if row else None
 
     def finish_run(self, run_id: str, *, status: str, counts: dict[str, int], details: list[dict]) -> None:
         with self._connect() as conn:

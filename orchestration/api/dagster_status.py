@@ -1,0 +1,37 @@
+"""Is Dagster there? The instance of DAGSTER_HOME and the sensor daemon's heartbeat tell."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+HEARTBEAT_MAX_AGE_S = 60.0
+
+
+class DagsterStatus:
+    def __init__(self, max_age: float = HEARTBEAT_MAX_AGE_S):
+        self.max_age = max_age
+        self._instance = None
+
+    def _get_instance(self):
+        if self._instance is None:
+            from dagster import DagsterInstance  # imported lazily: /health must answer fast
+            self._instance = DagsterInstance.get()
+        return self._instance
+
+    def check(self) -> dict[str, Any]:
+        if not os.environ.get("DAGSTER_HOME"):
+            return {"reachable": False, "daemon_running": False,
+                    "detail": "DAGSTER_HOME is not set: the API cannot see the Dagster instance"}
+        try:
+            heartbeats = self._get_instance().get_daemon_heartbeats()
+        except Exception as exc:  # any storage error means: not reachable
+            self._instance = None
+            return {"reachable": False, "daemon_running": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+        sensor = heartbeats.get("SENSOR")
+        age = time.time() - sensor.timestamp if sensor else None
+        running = age is not None and age < self.max_age
+        return {"reachable": True, "daemon_running": running,
+                "detail": "sensor daemon heartbeat {:.0f}s old".format(age) if age is not None
+                else "no sensor daemon heartbeat yet: start `dagster-daemon run`"}
