@@ -130,6 +130,11 @@ def create_app(settings: ApiSettings | None = None, dagster: DagsterStatus | Non
                                  "run_id": run_id, "url": run_url(run_id)}, status_code=202)
         prints = [d for d in run["details"] if archive_id is None or
                   str(d.get("print_id", "")).startswith(f"bambuddy:{archive_id}:")]
+        if archive_id is not None and not prints:
+            # nothing to do in this run: the archive's prints were already synced (or skipped) before
+            prints = [{"print_id": e.print_id, "outcome": "unchanged", "state": e.state, "part_pk": e.part_pk,
+                       "stock_item_pk": e.stock_item_pk}
+                      for e in ledger.entries().values() if e.archive_id == archive_id]
         return JSONResponse({"request_id": request_id, "run_id": run["run_id"], "url": run_url(run["run_id"]),
                              "status": run["status"], "created": run["created"], "reused": run["reused"],
                              "skipped": run["skipped"], "failed": run["failed"], "links": run["links"],
