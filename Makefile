@@ -21,7 +21,7 @@ manifest: $(STAMP)
 venv: $(STAMP)
 
 demo: manifest
-	$(PY) -m ingestion.demo
+	$(PY) -m orchestration.demo
 
 test: manifest
 	$(PY) -m pytest $(PYTEST_ARGS)
