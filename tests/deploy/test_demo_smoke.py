@@ -24,10 +24,12 @@ def leftovers(marker: str) -> list[str]:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
+                # every process the demo starts has the demo's DATA_DIR in its environment
+                environ = (proc / "environ").read_bytes().decode(errors="replace")
                 cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if marker in cmdline and str(os.getpid()) != proc.name:
+            if (marker in environ or marker in cmdline) and str(os.getpid()) != proc.name:
                 found.append(cmdline)
     return found
 
