@@ -189,9 +189,15 @@ class InvenTreePusher:
         return part, created
 
     def _stock_item_for(self, p: SilverPrint, part_pk: int) -> tuple[Any, bool]:
-        existing = self.client.find_stock_by_batch(p.batch, part=part_pk)
+        # By batch alone: a stock item made earlier on another part (e.g. by the original sidecar with
+        # its own IPNs) is still this print's item, and must not get a twin.
+        existing = self.client.find_stock_by_batch(p.batch)
         if existing:
-            return existing[0], False
+            mine = [item for item in existing if item.part == part_pk]
+            if not mine:
+                self.report.warnings.append(
+                    f"batch {p.batch} already has stock item {existing[0].pk} on part {existing[0].part}; reused it")
+            return (mine or existing)[0], False
         item = self.client.create_stock_item(
             part=part_pk, quantity=p.quantity or self.settings.default_stock_quantity,
             location=self.settings.inventree_stock_location_id, status=self.settings.inventree_stock_status,
