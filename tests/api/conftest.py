@@ -11,7 +11,7 @@ from dagster import DagsterInstance
 from orchestration.api.app import create_app
 from orchestration.api.dagster_status import DagsterStatus
 from orchestration.api.settings import ApiSettings
-from tests.orchestration.conftest import bambuddy, env, inventree  # noqa: F401 - shared fixtures
+from tests.orchestration.conftest import bambuddy, env  # noqa: F401 - shared fixtures
 
 
 class Served:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.contract_shape import same_shape
 from tests.fakes.bambuddy import FakeBambuddy
 
 CONTRACT = Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "bambuddy"
@@ -48,31 +49,6 @@ def seeded_fake() -> tuple[FakeBambuddy, dict[str, str]]:
 def archive_fields(body: dict) -> dict:
     fields = dict(body)
     return {"archive_id": fields.pop("id"), **fields}
-
-
-def shape(value):
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(value[0])] if value else []
-    return type(value).__name__
-
-
-def same_shape(recorded, served, path="body"):
-    if isinstance(recorded, dict):
-        assert isinstance(served, dict), f"{path}: {type(served).__name__} instead of an object"
-        assert set(recorded) == set(served), f"{path}: keys differ: {set(recorded) ^ set(served)}"
-        for key in recorded:
-            same_shape(recorded[key], served[key], f"{path}.{key}")
-    elif isinstance(recorded, list):
-        assert isinstance(served, list), f"{path}: {type(served).__name__} instead of a list"
-        if recorded and served:
-            same_shape(recorded[0], served[0], f"{path}[0]")
-    elif recorded is not None and served is not None:
-        numbers = (int, float)
-        if isinstance(recorded, numbers) and isinstance(served, numbers) and not isinstance(recorded, bool):
-            return
-        assert type(recorded) is type(served), f"{path}: {type(served).__name__} instead of {type(recorded).__name__}"
 
 
 def test_replay_every_transcript():

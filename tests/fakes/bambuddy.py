@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from .http import FakeServer, Request, Response
+from .http import FakeServer, Request, Response, serve_until_interrupted
 
 # A 1x1 PNG, like the 99-byte thumbnail of the recording (transcript 14).
 PNG_1PX = base64.b64decode(
@@ -403,14 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     fake = FakeBambuddy(args.host, args.port)
     if args.seed == "demo":
         seed_demo(fake)
-    fake.start()
-    print(f"Bambuddy stand-in (demo only) at {fake.base_url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        fake.stop()
-    return 0
+    return serve_until_interrupted(fake, f"Bambuddy stand-in (demo only) at {fake.base_url}")
 
 
 if __name__ == "__main__":

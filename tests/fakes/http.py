@@ -220,3 +220,15 @@ class FakeServer:
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_OPTIONS = _serve
 
         return Handler
+
+
+def serve_until_interrupted(fake: FakeServer, banner: str) -> int:
+    """Standalone mode of a stand-in (demo): serve until Ctrl-C."""
+    fake.start()
+    print(banner, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+    return 0

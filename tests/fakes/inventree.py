@@ -23,7 +23,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
-from .http import FakeServer, Request, Response
+from .http import FakeServer, Request, Response, serve_until_interrupted
 
 TOKEN_RE = re.compile(r"^inv-[0-9a-f]{40}-\d{8}$")
 STATUS_TEXT = {10: "OK", 50: "Attention needed", 55: "Damaged", 60: "Destroyed", 65: "Rejected", 70: "Lost",
@@ -638,14 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fake = FakeInvenTree(args.host, args.port, token=args.token)
     ids = seed_demo(fake) if args.seed == "demo" else {}
-    fake.start()
-    print(json.dumps({"url": fake.base_url, "token": fake.token, **ids}), flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        fake.stop()
-    return 0
+    return serve_until_interrupted(fake, json.dumps({"url": fake.base_url, "token": fake.token, **ids}))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,6 @@
 import pytest
 
 from orchestration.inventree.client import InvenTreeClient
-from tests.fakes.inventree import FakeInvenTree, seed_demo
-
-
-@pytest.fixture
-def inventree():
-    with FakeInvenTree() as fake:
-        fake.ids = seed_demo(fake)
-        yield fake
 
 
 @pytest.fixture

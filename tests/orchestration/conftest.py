@@ -10,22 +10,11 @@ from dagster import DagsterInstance
 
 from ingestion.raw_schema import connect
 from orchestration.jobs import sync_run_config
-from tests.fakes.bambuddy import FakeBambuddy
-from tests.fakes.inventree import FakeInvenTree, seed_demo
 
 
 @pytest.fixture
-def inventree():
-    with FakeInvenTree() as fake:
-        fake.ids = seed_demo(fake)
-        yield fake
-
-
-@pytest.fixture
-def bambuddy():
-    with FakeBambuddy() as fake:
-        fake.add_printer("X1C bay 1", "SERIAL1", "X1C", printer_id=1)
-        yield fake
+def bambuddy(bambuddy_with_printer):
+    return bambuddy_with_printer
 
 
 @pytest.fixture
