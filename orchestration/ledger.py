@@ -251,6 +251,12 @@ class Ledger:
                  json.dumps(details), run_id),
             )
 
+    def complete_run(self, run_id: str, *, status: str, links: int = 0) -> None:
+        """The last step of a sync run (bambuddy_links) settles its status."""
+        with self._connect() as conn:
+            conn.execute("UPDATE sync_runs SET status = ?, links = ?, finished_at = ? WHERE run_id = ?",
+                         (status, links, utc_now(), run_id))
+
     def run(self, run_id: str) -> dict | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM sync_runs WHERE run_id = ?", (run_id,)).fetchone()

@@ -121,10 +121,10 @@ def create_app(settings: ApiSettings | None = None, dagster: DagsterStatus | Non
         run = None
         while time.monotonic() < deadline:
             run = ledger.run_for_request(request_id)
-            if run and run["status"] != "running":
+            if run and run["status"] in ("success", "failure"):
                 break
             await asyncio.sleep(0.5)
-        if not run or run["status"] == "running":
+        if not run or run["status"] not in ("success", "failure"):
             run_id = run["run_id"] if run else None
             return JSONResponse({"request_id": request_id, "status": "running" if run else "queued",
                                  "run_id": run_id, "url": run_url(run_id)}, status_code=202)

@@ -120,8 +120,8 @@ def inventree_stock(context: AssetExecutionContext, config: SyncPrintsConfig,
     new_parts = sorted({o.part_pk for o in report.outcomes if o.part_created and o.part_pk})
     for pk in new_parts[:10]:
         metadata[f"part_{pk}"] = MetadataValue.url(part_page_url(settings, pk))
-    status = "failure" if report.failed else "success"
-    ledger.finish_run(run_id, status=status, counts=counts, details=outcomes)
+    # "pushed": the links step settles the run; callers of the API wait for that
+    ledger.finish_run(run_id, status="failure" if report.failed else "pushed", counts=counts, details=outcomes)
     for w in report.warnings:
         context.log.warning(w)
     if report.failed:
@@ -139,19 +139,15 @@ def inventree_stock(context: AssetExecutionContext, config: SyncPrintsConfig,
 def bambuddy_links(context: AssetExecutionContext, config: SyncPrintsConfig,
                    bambuddy: BambuddyResource) -> MaterializeResult:
     settings = SyncSettings.from_env()
+    ledger = Ledger(settings.ledger_db)
     if not settings.bambuddy_enabled or not settings.sync_archive_external_link:
         reason = "BAMBUDDY_BASE_URL not set" if not settings.bambuddy_enabled else "SYNC_ARCHIVE_EXTERNAL_LINK=false"
+        ledger.complete_run(context.run_id, status="success")
         return MaterializeResult(metadata={"skipped": reason})
-    ledger = Ledger(settings.ledger_db)
     entries = entries_needing_links(ledger, archive_ids=tuple(config.archive_ids), force=config.force)
     report = write_links(bambuddy.get_client(), ledger, settings, entries, not_found=ArchiveNotFound)
     counts = {k: report.count(k) for k in ("written", "unchanged", "kept_foreign", "archive_gone", "failed")}
-    run = ledger.run(context.run_id)
-    if run is not None:
-        ledger.finish_run(context.run_id, status=run["status"],
-                          counts={**{k: run[k] for k in ("created", "reused", "skipped", "failed")},
-                                  "links": counts["written"]},
-                          details=run["details"])
+    ledger.complete_run(context.run_id, status="failure" if report.errors else "success", links=counts["written"])
     metadata = {**counts, "archives_considered": len(entries)}
     if report.errors:
         raise Failure(description="; ".join(f"archive {k}: {v}" for k, v in list(report.errors.items())[:5]),
