@@ -76,7 +76,7 @@ def dbt_print_history_assets(context: AssetExecutionContext, dbt: DbtCliResource
     ensure_schema(settings.print_history_db)  # a cold start: the logger may not have run yet
     os.environ.update(dbt_env(settings))
     args = ["build", "--vars", json.dumps(dbt_vars(settings))]
-    yield from dbt.cli(args, context=context).stream().fetch_row_counts()
+    yield from dbt.cli(args, context=context).stream().fetch_row_counts().fetch_column_metadata()
 
 
 def dbt_resource() -> DbtCliResource:

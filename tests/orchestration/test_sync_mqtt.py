@@ -79,3 +79,14 @@ def test_missing_templates_warn_without_failing(env, inventree):
     assert result.success
     meta = result.asset_materializations_for_node("inventree_stock")[0].metadata
     assert "PrintTime" in meta["warnings"].value and len(inventree.stock_items) == 1
+
+
+def test_dbt_assets_report_row_counts_and_columns(env, inventree):
+    add_mqtt_job(env, "601", "Epsilon")
+    result = run_sync()
+    assert result.success
+    silver = result.asset_materializations_for_node("dbt_print_history_assets")
+    meta = {m.asset_key.to_user_string(): m.metadata for m in silver}
+    assert meta["silver_print_jobs"]["dagster/row_count"].value == 1
+    columns = meta["silver_print_jobs"]["dagster/column_schema"].value.columns
+    assert "print_id" in {c.name for c in columns}
