@@ -34,7 +34,7 @@ def seed(db: Path, start: int, count: int, age_s: float = 0) -> None:
         serial = f"SERIAL{i % 20:02d}"
         name = PARTS[i % len(PARTS)]
         minute = i  # one job a minute per farm: distinct, increasing times
-        started = f"2025-01-01T00:00:00Z"
+        started = "2025-01-01T00:00:00Z"
         ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1_735_689_600 + minute * 60)) + ".000000Z"
         status = "completed" if i % 10 else "failed"
         jobs.append((serial, "printer", str(10_000_000 + i), str(10_000_000 + i), name, f"{name}.3mf", status,

@@ -283,13 +283,6 @@ class Ledger:
             rows = conn.execute("SELECT * FROM sync_requests WHERE status = 'pending' ORDER BY id").fetchall()
         return [_request(r) for r in rows]
 
-    def mark_requests_launched(self, request_ids: list[int], run_key: str) -> None:
-        with self._connect() as conn:
-            conn.executemany(
-                "UPDATE sync_requests SET status = 'launched', run_id = ?, launched_at = ? WHERE id = ?",
-                [(run_key, utc_now(), rid) for rid in request_ids],
-            )
-
     def request(self, request_id: int) -> dict | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM sync_requests WHERE id = ?", (request_id,)).fetchone()

@@ -1,6 +1,9 @@
-"""Fixtures shared by several test folders: the stand-ins over real HTTP."""
+"""Fixtures shared by several test folders: the stand-ins over real HTTP and a pipeline environment
+(temporary DATA_DIR, InvenTree stand-in settings, MQTT-only unless a test sets BAMBUDDY_BASE_URL)."""
 
 import pytest
+
+from ingestion.raw_schema import connect
 
 from tests.fakes.bambuddy import FakeBambuddy
 from tests.fakes.inventree import FakeInvenTree, seed_demo
@@ -15,7 +18,24 @@ def inventree():
 
 
 @pytest.fixture
-def bambuddy_with_printer():
+def bambuddy():
+    """Bambuddy stand-in knowing one printer (SERIAL1, id 1)."""
     with FakeBambuddy() as fake:
         fake.add_printer("X1C bay 1", "SERIAL1", "X1C", printer_id=1)
         yield fake
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, inventree):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INVENTREE_BASE_URL", inventree.base_url)
+    monkeypatch.setenv("INVENTREE_TOKEN", inventree.token)
+    monkeypatch.setenv("INVENTREE_PART_CATEGORY_ID", str(inventree.ids["INVENTREE_PART_CATEGORY_ID"]))
+    monkeypatch.setenv("INVENTREE_STOCK_LOCATION_ID", str(inventree.ids["INVENTREE_STOCK_LOCATION_ID"]))
+    monkeypatch.setenv("INVENTREE_WEB_URL", "http://inventree.example")
+    monkeypatch.delenv("BAMBUDDY_BASE_URL", raising=False)
+    monkeypatch.delenv("BAMBUDDY_API_KEY", raising=False)
+    connect(tmp_path / "print_history.db").close()
+    return tmp_path
+
+

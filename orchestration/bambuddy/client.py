@@ -9,7 +9,7 @@ on: they need a camera stream token in ?token= (CONTRACT.md "Thumbnails").
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import requests

@@ -11,7 +11,6 @@ from dagster import DagsterInstance
 from orchestration.api.app import create_app
 from orchestration.api.dagster_status import DagsterStatus
 from orchestration.api.settings import ApiSettings
-from tests.orchestration.conftest import bambuddy, env  # noqa: F401 - shared fixtures
 
 
 class Served:

@@ -5,7 +5,6 @@ real server's OpenAPI. Contract files: ../shared/contracts/bambuddy/transcripts/
 import json
 from pathlib import Path
 
-import pytest
 import requests
 
 from tests.contract_shape import same_shape

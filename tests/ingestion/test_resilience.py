@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from ingestion.logger import LoggerService
 from ingestion.scenarios import Job, completed, finish_steps, progress_steps, start_steps

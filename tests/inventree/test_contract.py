@@ -4,7 +4,6 @@ Contract files: ../shared/contracts/inventree/transcripts/curl/*.json, schema.ym
 
 import base64
 import json
-import shlex
 from pathlib import Path
 
 import requests

@@ -5,30 +5,10 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 from dagster import DagsterInstance
 
 from ingestion.raw_schema import connect
 from orchestration.jobs import sync_run_config
-
-
-@pytest.fixture
-def bambuddy(bambuddy_with_printer):
-    return bambuddy_with_printer
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch, inventree):
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("INVENTREE_BASE_URL", inventree.base_url)
-    monkeypatch.setenv("INVENTREE_TOKEN", inventree.token)
-    monkeypatch.setenv("INVENTREE_PART_CATEGORY_ID", str(inventree.ids["INVENTREE_PART_CATEGORY_ID"]))
-    monkeypatch.setenv("INVENTREE_STOCK_LOCATION_ID", str(inventree.ids["INVENTREE_STOCK_LOCATION_ID"]))
-    monkeypatch.setenv("INVENTREE_WEB_URL", "http://inventree.example")
-    monkeypatch.delenv("BAMBUDDY_BASE_URL", raising=False)
-    monkeypatch.delenv("BAMBUDDY_API_KEY", raising=False)
-    connect(tmp_path / "print_history.db").close()
-    return tmp_path
 
 
 def run_sync(archive_ids=None, force=False, max_archives=None, instance=None, raise_on_error=False):
