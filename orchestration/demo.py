@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs-port", type=int, default=8080)
     parser.add_argument("--api-port", type=int, default=8088)
     parser.add_argument("--speed", type=float, default=300.0, help="simulator time factor")
+    parser.add_argument("--screenshots", help="with --smoke: save screenshots and rendered pages of the Dagster "
+                                              "asset page and the dbt docs here (needs chromium)")
     parser.add_argument("--smoke", type=float, default=0,
                         help="headless check: exit 0 once prints reached InvenTree (and links Bambuddy), "
                              "1 after this many seconds")
@@ -147,6 +149,8 @@ Ctrl-C stops everything.""", flush=True)
                     if smoke_done(inventree, bambuddy, args.dagster_port):
                         print(f"smoke: prints reached InvenTree and links reached Bambuddy after "
                               f"{time.monotonic() - started:.0f}s", flush=True)
+                        if args.screenshots:
+                            capture_pages(Path(args.screenshots), args.dagster_port, args.docs_port)
                         return 0
                     if time.monotonic() - started > args.smoke:
                         print("smoke: timed out", file=sys.stderr)
@@ -161,6 +165,30 @@ Ctrl-C stops everything.""", flush=True)
             for fake in fakes:
                 fake.stop()
             broker.close()
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1400,900", "--virtual-time-budget=20000"]
+
+
+def capture_pages(folder: Path, dagster_port: int, docs_port: int) -> None:
+    """Screenshot and rendered DOM of the pages a person would open (headless Chromium)."""
+    import subprocess
+    import tempfile
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise SystemExit("--screenshots needs chromium (apt-get install chromium)")
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = {"dagster-inventree_stock": f"http://127.0.0.1:{dagster_port}/assets/inventree_stock",
+             "dbt-docs-silver_print_jobs": f"http://127.0.0.1:{docs_port}/#!/model/model.printfarm.silver_print_jobs"}
+    for name, url in pages.items():
+        with tempfile.TemporaryDirectory() as profile:
+            flags = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+            subprocess.run(flags + [f"--screenshot={folder / (name + '.png')}", url], capture_output=True, timeout=120)
+            dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
+            (folder / f"{name}.html").write_text(dom.stdout)
+    print(f"screenshots in {folder}", flush=True)
 
 
 def smoke_done(inventree, bambuddy, dagster_port: int) -> bool:

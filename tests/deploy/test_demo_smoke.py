@@ -37,11 +37,18 @@ def leftovers(marker: str) -> list[str]:
 @pytest.mark.slow
 def test_demo_reaches_inventree_and_leaves_no_process(tmp_path):
     workdir = tmp_path / "demo"
+    shots = REPO / "screenshots"  # git-ignored; kept for a person to look at
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVENTREE_", "BAMBUDDY_", "DAGSTER_HOME"))}
     proc = subprocess.run([sys.executable, "-m", "orchestration.demo", "--smoke", "200", "--workdir", str(workdir),
                            "--dagster-port", str(free_port()), "--docs-port", str(free_port()),
-                           "--api-port", str(free_port())], cwd=REPO, env=env, capture_output=True, text=True,
+                           "--api-port", str(free_port()), "--screenshots", str(shots)],
+                          cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=420)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "DEMO STAND-IN" in proc.stdout and "smoke: prints reached InvenTree" in proc.stdout
     assert leftovers(str(workdir)) == []
+    # a real browser rendered the pages a person opens: the Dagster asset and the dbt docs lineage
+    for name, expected in (("dagster-inventree_stock", "inventree_stock"),
+                           ("dbt-docs-silver_print_jobs", "silver_print_jobs")):
+        assert (shots / f"{name}.png").read_bytes().startswith(b"\x89PNG"), name
+        assert expected in (shots / f"{name}.html").read_text(), f"{name} did not render {expected}"
