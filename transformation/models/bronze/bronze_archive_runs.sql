@@ -10,25 +10,26 @@
 
 {% set ended = "('completed', 'failed', 'aborted', 'cancelled', 'stopped')" %}
 
-with raw_archives as (
+-- import CTEs are inlined (not materialized) so joins keep using the tables' indexes
+with raw_archives as not materialized (
 
     select * from {{ source('raw', 'raw_bambuddy_archives') }}
 
 ),
 
-raw_printers as (
+raw_printers as not materialized (
 
     select * from {{ source('raw', 'raw_bambuddy_printers') }}
 
 ),
 
-raw_runs as (
+raw_runs as not materialized (
 
     select * from {{ source('raw', 'raw_bambuddy_print_runs') }}
 
 ),
 
-archives as (
+archives as not materialized (
 
     select a.*, p.serial_number as printer_serial, p.name as bambuddy_printer_name
     from raw_archives as a

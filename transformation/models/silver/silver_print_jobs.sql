@@ -9,7 +9,9 @@
     on_schema_change='fail',
     post_hook=[
         "create unique index if not exists ux_silver_print_jobs on silver_print_jobs (print_id)",
-        "create index if not exists ix_silver_print_jobs_part on silver_print_jobs (part_key)",
+        "create index if not exists ix_silver_print_jobs_part on silver_print_jobs (part_key, is_success, finished_at, print_id)",
+        "create index if not exists ix_silver_print_jobs_part_thumb on silver_print_jobs (part_key, has_thumbnail, finished_at, bambuddy_archive_id)",
+        "create index if not exists ix_silver_print_jobs_part_loaded on silver_print_jobs (part_key, bronze_loaded_at)",
         "create index if not exists ix_silver_print_jobs_loaded on silver_print_jobs (bronze_loaded_at)",
     ]
 ) }}
@@ -18,13 +20,13 @@
 {% set window_days = var('match_window_minutes') | float / 1440.0 %}
 {% set bambuddy = var('bambuddy_enabled') | string | lower in ('true', '1', 'yes') %}
 
-with bronze_runs as (
+with bronze_runs as not materialized (
 
     select * from {{ ref('bronze_archive_runs') }}
 
 ),
 
-bronze_jobs as (
+bronze_jobs as not materialized (
 
     select * from {{ ref('bronze_printer_jobs') }}
 
