@@ -253,11 +253,13 @@ class FakeBambuddy(FakeServer):
         visible.sort(key=lambda a: a["created_at"], reverse=True)  # created_at DESC, no id tiebreak
         return Response(200, [self._listed(a) for a in visible[offset:offset + limit]])
 
+    def _archive_id(self, request: Request, raw_id: str, scope: str) -> int | Response:
+        """Auth first, then the path parameter (auth runs before validation, transcript 62)."""
+        denied = self._authorize(request, scope)
+        return denied if denied else self._int_or_422(raw_id, "path", "archive_id")
+
     def _get_archive(self, request: Request, raw_id: str) -> Response:
-        denied = self._authorize(request, "can_read_status")
-        if denied:
-            return denied
-        archive_id = self._int_or_422(raw_id, "path", "archive_id")
+        archive_id = self._archive_id(request, raw_id, "can_read_status")
         if isinstance(archive_id, Response):
             return archive_id
         if archive_id not in self.archives or archive_id in self.deleted:
@@ -274,10 +276,7 @@ class FakeBambuddy(FakeServer):
         return out
 
     def _patch_archive(self, request: Request, raw_id: str) -> Response:
-        denied = self._authorize(request, "can_manage_archives")  # auth runs before validation (62)
-        if denied:
-            return denied
-        archive_id = self._int_or_422(raw_id, "path", "archive_id")
+        archive_id = self._archive_id(request, raw_id, "can_manage_archives")
         if isinstance(archive_id, Response):
             return archive_id
         try:
@@ -311,10 +310,7 @@ class FakeBambuddy(FakeServer):
         return Response(200, self._detail(archive_id))
 
     def _archive_runs(self, request: Request, raw_id: str) -> Response:
-        denied = self._authorize(request, "can_read_status")
-        if denied:
-            return denied
-        archive_id = self._int_or_422(raw_id, "path", "archive_id")
+        archive_id = self._archive_id(request, raw_id, "can_read_status")
         if isinstance(archive_id, Response):
             return archive_id
         items = sorted((r for r in self.runs.values() if r["archive_id"] == archive_id),

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 
 from ingestion.logger import LoggerService
@@ -38,14 +39,23 @@ def play(printer, steps):
         time.sleep(0.02)
 
 
-def test_broker_restart_mid_print(broker, simulator, tmp_path):
-    printer = simulator.add("P1S-BROKER-RESTART", "P1S")
+@contextmanager
+def logger_for(broker, simulator, serial: str, db):
+    """One simulated P1S and an in-process logger following it (first pushall answered)."""
+    printer = simulator.add(serial, "P1S")
     printer.wait_connected()
-    db = tmp_path / "print_history.db"
     service = LoggerService(logger_settings(broker, [printer.serial], db))
     service.start()
     try:
         wait_until(lambda: printer.pushalls_answered >= 1, what="first pushall")
+        yield printer
+    finally:
+        service.stop()
+
+
+def test_broker_restart_mid_print(broker, simulator, tmp_path):
+    db = tmp_path / "print_history.db"
+    with logger_for(broker, simulator, "P1S-BROKER-RESTART", db) as printer:
         play(printer, start_steps(JOB) + progress_steps(JOB, 0.5))
         wait_until(lambda: jobs(db) and jobs(db)[0]["status"] == "running", what="job running")
         answered = printer.pushalls_answered
@@ -54,8 +64,6 @@ def test_broker_restart_mid_print(broker, simulator, tmp_path):
         wait_until(lambda: printer.pushalls_answered > answered, timeout=40, what="pushall after reconnect")
         play(printer, progress_steps(JOB, 0.5)[1:] + finish_steps(JOB))
         wait_until(lambda: jobs(db)[0]["ended_at"], what="job ended")
-    finally:
-        service.stop()
     rows = jobs(db)
     assert [r["status"] for r in rows] == ["completed"]
     assert rows[0]["progress_pct"] == 100
@@ -136,13 +144,8 @@ def test_sigterm_flushes_and_exits_cleanly(broker, simulator, tmp_path):
 
 
 def test_bad_payloads_are_quarantined_and_logger_goes_on(broker, simulator, tmp_path):
-    printer = simulator.add("P1S-QUARANTINE", "P1S")
-    printer.wait_connected()
     db = tmp_path / "print_history.db"
-    service = LoggerService(logger_settings(broker, [printer.serial], db))
-    service.start()
-    try:
-        wait_until(lambda: printer.pushalls_answered >= 1, what="first pushall")
+    with logger_for(broker, simulator, "P1S-QUARANTINE", db) as printer:
         bad = [b"{truncated", b'{"print": {"gcode_state": 7}}', b'{"print": {"ams": {"ams": 5}}}',
                b'{"print": {"x": "' + b"y" * (1024 * 1024 + 10) + b'"}}', b"\x00\xff"]
         for payload in bad:
@@ -152,8 +155,6 @@ def test_bad_payloads_are_quarantined_and_logger_goes_on(broker, simulator, tmp_
         conn = sqlite3.connect(db)
         wait_until(lambda: conn.execute("SELECT COUNT(*) FROM raw_mqtt_quarantine").fetchone()[0] >= 4,
                    what="quarantine rows")
-    finally:
-        service.stop()
     rows = conn.execute("SELECT printer_serial, reason, length(payload) FROM raw_mqtt_quarantine ORDER BY id").fetchall()
     reasons = " | ".join(r[1] for r in rows)
     assert "not JSON" in reasons and "print.gcode_state" in reasons and "too large" in reasons
