@@ -31,10 +31,11 @@ from orchestration.bambuddy import BambuddyClient, BambuddyError
 from orchestration.inventree.assets import REQUEST_IDS_TAG
 from orchestration.jobs import SYNC_JOB, sync_prints, sync_run_config
 from orchestration.ledger import Ledger
-from orchestration.settings import SyncSettings
+from orchestration.settings import SyncSettings, _int
 
-SENSOR_INTERVAL_SECONDS = int(os.environ.get("SENSOR_INTERVAL_SECONDS", "5") or 5)
-_POLL = int(os.environ.get("POLL_INTERVAL_SECONDS", "300") or 0)
+# Read at load: sensor intervals are part of the definitions. A bad value names the setting.
+SENSOR_INTERVAL_SECONDS = _int("SENSOR_INTERVAL_SECONDS", os.environ.get("SENSOR_INTERVAL_SECONDS", "5"), minimum=1)
+_POLL = SyncSettings.from_env().poll_interval_seconds
 # Changes with every start of the code location, so startup_sensor fires once per start.
 BOOT_ID = uuid.uuid4().hex
 TRIGGER_TAG = "printfarm/trigger"
