@@ -32,6 +32,7 @@ class PrinterRuntime:
     state: dict[str, Any]
     have_full: bool = False
     connected: bool = False
+    connects: int = 0
     messages: int = 0
     quarantined: int = 0
     last_message_at: str | None = None
@@ -143,6 +144,7 @@ class LoggerService:
         rt = self.printers[serial]
         if kind == "connected":
             rt.connected, rt.have_full = True, False  # decide nothing from deltas until a full report
+            rt.connects += 1
             return
         if kind == "disconnected":
             rt.connected = False

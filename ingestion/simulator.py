@@ -42,6 +42,7 @@ class SimulatedPrinter:
         self._lock = threading.Lock()
         self.published = 0
         self.pushalls_answered = 0
+        self.connects = 0
         self._connected = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"sim-{serial}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv311)
@@ -55,6 +56,7 @@ class SimulatedPrinter:
                 ctx.verify_mode = ssl.CERT_NONE
             self.client.tls_set_context(ctx)
         self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=1)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.connect_async(broker.host, broker.port, keepalive=30)
@@ -69,6 +71,11 @@ class SimulatedPrinter:
             log.error("sim %s: broker refused connection: %s", self.serial, reason_code)
             return
         client.subscribe(f"device/{self.serial}/request", qos=1)
+        self.connects += 1
+        # A printer also pushes its full state on its own; doing it on every (re)connect means a
+        # logger that reconnected first (and whose pushall found nobody) still gets a full report.
+        with self._lock:
+            self._publish(self.printer.full_report())
         self._connected.set()
 
     def _on_message(self, client, userdata, message) -> None:

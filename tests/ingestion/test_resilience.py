@@ -48,20 +48,21 @@ def logger_for(broker, simulator, serial: str, db):
     service.start()
     try:
         wait_until(lambda: printer.pushalls_answered >= 1, what="first pushall")
-        yield printer
+        yield printer, service.printers[printer.serial]
     finally:
         service.stop()
 
 
 def test_broker_restart_mid_print(broker, simulator, tmp_path):
     db = tmp_path / "print_history.db"
-    with logger_for(broker, simulator, "P1S-BROKER-RESTART", db) as printer:
+    with logger_for(broker, simulator, "P1S-BROKER-RESTART", db) as (printer, runtime):
         play(printer, start_steps(JOB) + progress_steps(JOB, 0.5))
         wait_until(lambda: jobs(db) and jobs(db)[0]["status"] == "running", what="job running")
-        answered = printer.pushalls_answered
         broker.restart(down_seconds=1.0)
-        printer.wait_connected()
-        wait_until(lambda: printer.pushalls_answered > answered, timeout=40, what="pushall after reconnect")
+        # both sides reconnect, in either order; the logger must hold a full report again
+        wait_until(lambda: printer.connects >= 2, timeout=40, what="printer reconnect")
+        wait_until(lambda: runtime.connects >= 2 and runtime.connected and runtime.have_full, timeout=60,
+                   what="logger reconnect with a full report")
         play(printer, progress_steps(JOB, 0.5)[1:] + finish_steps(JOB))
         wait_until(lambda: jobs(db)[0]["ended_at"], what="job ended")
     rows = jobs(db)
@@ -145,7 +146,7 @@ def test_sigterm_flushes_and_exits_cleanly(broker, simulator, tmp_path):
 
 def test_bad_payloads_are_quarantined_and_logger_goes_on(broker, simulator, tmp_path):
     db = tmp_path / "print_history.db"
-    with logger_for(broker, simulator, "P1S-QUARANTINE", db) as printer:
+    with logger_for(broker, simulator, "P1S-QUARANTINE", db) as (printer, _):
         bad = [b"{truncated", b'{"print": {"gcode_state": 7}}', b'{"print": {"ams": {"ams": 5}}}',
                b'{"print": {"x": "' + b"y" * (1024 * 1024 + 10) + b'"}}', b"\x00\xff"]
         for payload in bad:
