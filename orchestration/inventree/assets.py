@@ -92,7 +92,7 @@ def inventree_stock(context: AssetExecutionContext, config: SyncPrintsConfig,
                     inventree: InvenTreeResource, bambuddy: BambuddyResource) -> MaterializeResult:
     settings = SyncSettings.from_env()
     ledger = Ledger(settings.ledger_db)
-    run_id = context.run_id
+    run_id = context.run.run_id
     ledger.start_run(run_id, _request_ids(context))
     started = time.monotonic()
     with sync_lock(settings.data_dir):
@@ -142,12 +142,12 @@ def bambuddy_links(context: AssetExecutionContext, config: SyncPrintsConfig,
     ledger = Ledger(settings.ledger_db)
     if not settings.bambuddy_enabled or not settings.sync_archive_external_link:
         reason = "BAMBUDDY_BASE_URL not set" if not settings.bambuddy_enabled else "SYNC_ARCHIVE_EXTERNAL_LINK=false"
-        ledger.complete_run(context.run_id, status="success")
+        ledger.complete_run(context.run.run_id, status="success")
         return MaterializeResult(metadata={"skipped": reason})
     entries = entries_needing_links(ledger, archive_ids=tuple(config.archive_ids), force=config.force)
     report = write_links(bambuddy.get_client(), ledger, settings, entries, not_found=ArchiveNotFound)
     counts = {k: report.count(k) for k in ("written", "unchanged", "kept_foreign", "archive_gone", "failed")}
-    ledger.complete_run(context.run_id, status="failure" if report.errors else "success", links=counts["written"])
+    ledger.complete_run(context.run.run_id, status="failure" if report.errors else "success", links=counts["written"])
     metadata = {**counts, "archives_considered": len(entries)}
     if report.errors:
         raise Failure(description="; ".join(f"archive {k}: {v}" for k, v in list(report.errors.items())[:5]),

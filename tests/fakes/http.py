@@ -51,9 +51,16 @@ class Fault:
     delay: float = 0.0                 # sleep before answering
     drop: bool = False                 # close the connection without an answer
     after_commit: bool = False         # drop only after the handler ran (the write is kept)
+    path_regex: str | None = None      # full match instead of the prefix
+    skip: int = 0                      # let this many matching requests through first
+    action: Callable[[], None] | None = None   # e.g. kill -9 the client, then drop the connection
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and path.startswith(self.path_prefix)
+        if self.method is not None and self.method != method:
+            return False
+        if self.path_regex is not None:
+            return re.fullmatch(self.path_regex, path) is not None
+        return path.startswith(self.path_prefix)
 
 
 class DroppedResponse(Exception):
@@ -70,6 +77,8 @@ class FakeServer:
         self._faults: list[Fault] = []
         self._fail_rate = 0.0
         self._fail_statuses: tuple[int, ...] = (500, 502, 503)
+        self._fail_kinds: tuple[str, ...] = ("status",)
+        self._stall = 0.0
         self._slow = 0.0
         self._rng = random.Random(1234)
         self.lock = threading.RLock()
@@ -114,9 +123,21 @@ class FakeServer:
             self._faults.append(Fault(times=times, method=method, path_prefix=path_prefix, drop=True,
                                       after_commit=True))
 
-    def fail_rate(self, rate: float, statuses: tuple[int, ...] = (500, 502, 503), seed: int = 1234) -> None:
+    def on_request(self, action: Callable[[], None], method: str, path_regex: str, *, after_commit: bool = True,
+                   skip: int = 0) -> None:
+        """Run `action` on the (skip+1)-th matching request, before or after the handler committed
+        its write, then drop the connection: how the crash tests kill the syncing process at a step."""
+        with self.lock:
+            self._faults.append(Fault(method=method, path_regex=path_regex, drop=True, after_commit=after_commit,
+                                      skip=skip, action=action))
+
+    def fail_rate(self, rate: float, statuses: tuple[int, ...] = (500, 502, 503), seed: int = 1234,
+                  kinds: tuple[str, ...] = ("status",), stall: float = 0.0) -> None:
+        """Fail `rate` of all requests. kinds: "status" (one of `statuses`), "drop" (connection reset
+        before an answer), "stall" (sleep `stall` seconds first, e.g. past the client's timeout)."""
         with self.lock:
             self._fail_rate, self._fail_statuses, self._rng = rate, statuses, random.Random(seed)
+            self._fail_kinds, self._stall = kinds, stall
 
     def delay(self, seconds: float) -> None:
         self._slow = seconds
@@ -131,11 +152,19 @@ class FakeServer:
         with self.lock:
             for fault in self._faults:
                 if fault.after_commit == after_commit and fault.matches(method, path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
                     return fault
             if not after_commit and self._fail_rate and self._rng.random() < self._fail_rate:
+                kind = self._rng.choice(self._fail_kinds)
+                if kind == "drop":
+                    return Fault(drop=True)
+                if kind == "stall":
+                    return Fault(delay=self._stall, status=self._rng.choice(self._fail_statuses))
                 return Fault(status=self._rng.choice(self._fail_statuses))
         return None
 
@@ -188,6 +217,8 @@ class FakeServer:
                 if fault is not None:
                     if fault.delay:
                         time.sleep(fault.delay)
+                    if fault.action is not None:
+                        fault.action()
                     if fault.drop:
                         self.close_connection = True
                         self.connection.shutdown(2)
@@ -196,7 +227,10 @@ class FakeServer:
                         return self._send(Response(fault.status, {"detail": f"injected {fault.status}"}))
                 with server.lock:
                     response = server.dispatch(request)
-                if server._take_fault(request.method, request.path, after_commit=True) is not None:
+                late = server._take_fault(request.method, request.path, after_commit=True)
+                if late is not None:
+                    if late.action is not None:
+                        late.action()
                     self.close_connection = True
                     self.connection.shutdown(2)  # the write happened, the client never hears of it
                     return
