@@ -3,6 +3,8 @@ validates the file; the structure (services, commands, healthchecks, ports, volu
 against the package."""
 
 import importlib.util
+import json
+import re
 import shutil
 import subprocess
 import tomllib
@@ -12,22 +14,36 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {"logger", "dagster-webserver", "dagster-daemon", "dbt-docs", "sync-api"}
+DEMO_SERVICES = {"demo-certs", "mosquitto", "simulator", "inventree-server", "bambuddy", "demo-init"}
 
 
 def compose() -> dict:
     return yaml.safe_load((REPO / "docker-compose.yml").read_text())
 
 
-def test_docker_compose_validates_the_file(tmp_path):
+def docker_compose(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose is missing: apt-get install docker-compose (.ci/run installs it)"
     shutil.copy(REPO / "docker-compose.yml", tmp_path / "docker-compose.yml")
     shutil.copy(REPO / ".env.example", tmp_path / ".env")
-    (tmp_path / "ingestion").mkdir()
+    (tmp_path / "ingestion").mkdir(exist_ok=True)
     shutil.copy(REPO / "ingestion" / "config.json.example", tmp_path / "ingestion" / "config.json")
-    proc = subprocess.run([binary, "-f", str(tmp_path / "docker-compose.yml"), "config", "-q"], cwd=tmp_path,
+    return subprocess.run([binary, "-f", str(tmp_path / "docker-compose.yml"), *args], cwd=tmp_path,
                           capture_output=True, text=True)
+
+
+def test_docker_compose_validates_the_file(tmp_path):
+    proc = docker_compose(tmp_path, "config", "-q")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_docker_compose_validates_the_demo_profile(tmp_path):
+    # profiles and `condition: service_completed_successfully` need docker-compose >= 1.29
+    proc = docker_compose(tmp_path, "--profile", "demo", "config")
+    assert proc.returncode == 0, proc.stderr
+    resolved = yaml.safe_load(proc.stdout)["services"]
+    assert SERVICES | DEMO_SERVICES == set(resolved)
+    assert resolved["mosquitto"]["depends_on"]["demo-certs"]["condition"] == "service_completed_successfully"
 
 
 def test_services_commands_exist_in_the_package():
@@ -50,8 +66,11 @@ def test_services_commands_exist_in_the_package():
 
 def test_only_the_ui_ports_are_published_and_data_is_shared():
     services = compose()["services"]
-    published = sorted(p.split(":")[0] for s in services.values() for p in s.get("ports", []))
+    published = sorted(p.split(":")[0] for name in SERVICES for p in services[name].get("ports", []))
     assert published == ["3000", "8080", "8088"]
+    # the demo adds the InvenTree and Bambuddy UIs only (the broker stays inside the network)
+    demo = sorted(p.split(":")[0] for name in DEMO_SERVICES for p in services[name].get("ports", []))
+    assert demo == ["8000", "8001"]
     for name in SERVICES:
         volumes = services[name]["volumes"]
         assert "data:/data" in volumes, f"{name} must share DATA_DIR"
@@ -67,3 +86,38 @@ def test_dockerfile_is_pinned_non_root_without_secrets_and_parses_dbt():
     assert "dbt parse" in text
     for secret in ("INVENTREE_TOKEN", "BAMBUDDY_API_KEY", "SERVICE_API_TOKEN", "WEBHOOK_SHARED_SECRET"):
         assert secret not in text
+
+
+def test_demo_services_only_run_with_the_profile_and_their_commands_exist():
+    services = compose()["services"]
+    for name in SERVICES:
+        assert "profiles" not in services[name], f"{name} must run without a profile"
+    for name in DEMO_SERVICES:
+        assert services[name]["profiles"] == ["demo"], f"{name} must be in the demo profile only"
+        image = services[name]["image"]
+        if image != "printfarm-pipeline:latest":  # external images pinned to a version tag
+            assert ":" in image and not image.endswith((":latest", ":stable")), f"{name}: pin {image}"
+
+    for name in ("demo-certs", "demo-init"):
+        command = services[name]["command"]
+        assert command[:3] == ["python", "-m", "deploy.demo_init"] and command[3] in ("certs", "setup")
+        assert importlib.util.find_spec("deploy.demo_init"), f"{name}: deploy.demo_init not importable"
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    simulator = services["simulator"]["command"]
+    assert simulator[0] in scripts
+    known = set(re.findall(r'add_argument\("(--[a-z-]+)"', (REPO / "ingestion" / "simulator.py").read_text()))
+    flags = {arg for arg in simulator if arg.startswith("--")}
+    assert flags <= known, f"simulator: unknown arguments {sorted(flags - known)}"
+    assert simulator[simulator.index("--host") + 1] == "mosquitto"
+
+    # files the demo services mount exist, and the logger's demo printers match the simulator's fleet
+    mounted = [v.split(":")[0] for name in DEMO_SERVICES for v in services[name].get("volumes", [])
+               if v.startswith("./")]
+    assert mounted == ["./deploy/demo/mosquitto.conf"]
+    for path in mounted:
+        assert (REPO / path).exists(), f"mounted file {path} is missing"
+    from ingestion.simulator import default_fleet
+    printers = json.loads((REPO / "deploy" / "demo" / "config.json").read_text())["printers"]
+    assert [p["serial"] for p in printers] == [serial for serial, _ in default_fleet(3)]
+    assert {p["host"] for p in printers} == {"mosquitto"}

@@ -13,6 +13,7 @@ import base64
 import copy
 import hmac
 import itertools
+import re
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -113,6 +114,7 @@ class FakeBambuddy(FakeServer):
         self.route("GET", f"{a}/print-log/([^/]+)/thumbnail", self._run_thumbnail)
         self.route("GET", f"{a}/printers/", self._list_printers)
         self.route("POST", f"{a}/printers/camera/stream-token", self._stream_token)
+        self._install_admin_routes()
 
     @property
     def base_url(self) -> str:
@@ -204,7 +206,7 @@ class FakeBambuddy(FakeServer):
 
     # --- auth (backend/app/core/auth.py as CONTRACT.md records it) -------------------------
     def _authorize(self, request: Request, scope: str) -> Response | None:
-        if not self.auth_enabled:
+        if not self.auth_enabled or self._logged_in(request):
             return None
         key = request.headers.get("x-api-key")
         bearer = request.headers.get("authorization", "")
@@ -381,6 +383,144 @@ class FakeBambuddy(FakeServer):
         token = secrets.token_urlsafe(24)
         self.stream_tokens.add(token)
         return Response(200, {"token": token})
+
+
+    # --- admin routes: auth setup/login, API keys, adding printers (used by deploy/demo_init.py) ---
+    # Recorded contract: ../shared/contracts/bambuddy/CONTRACT.md "Auth", transcripts 30-33 and 63,
+    # openapi.json (SetupRequest, LoginRequest/LoginResponse, APIKeyCreate/APIKeyCreateResponse,
+    # PrinterCreate); messages as in Bambuddy 1.2.5.2 backend/app/api/routes/{auth,api_keys,printers}.py.
+    # The MQTT connection test Bambuddy runs before adding a printer is not imitated.
+    _KEY_SCOPE_DEFAULTS = {"can_queue": True, "can_control_printer": False, "can_read_status": True,
+                           "can_manage_library": True, "can_manage_inventory": True, "can_manage_maintenance": True,
+                           "can_manage_archives": True, "can_manage_projects": True, "can_access_cloud": False,
+                           "can_update_energy_cost": False}
+
+    def _install_admin_routes(self) -> None:
+        self.admin: tuple[str, str] | None = None
+        self.sessions: set[str] = set()
+        self.api_key_rows: dict[int, dict[str, Any]] = {}
+        self._key_ids = itertools.count(1)
+        a = self.API
+        self.route("POST", f"{a}/auth/setup", self._auth_setup)
+        self.route("POST", f"{a}/auth/login", self._auth_login)
+        self.route("GET", f"{a}/api-keys/", self._list_api_keys)
+        self.route("POST", f"{a}/api-keys/", self._create_api_key_route)
+        self.route("DELETE", f"{a}/api-keys/([^/]+)", self._delete_api_key)
+        self.route("POST", f"{a}/printers/", self._create_printer)
+
+    def _logged_in(self, request: Request) -> bool:
+        """A JWT from /auth/login: the admin's session, full access (an admin has every permission)."""
+        bearer = request.headers.get("authorization", "")
+        return bearer.lower().startswith("bearer ") and bearer.split(" ", 1)[1] in self.sessions
+
+    def _admin_only(self, request: Request) -> Response | None:
+        """Admin routes: open while auth is off; then a login JWT, never an API key (transcript 63)."""
+        if not self.auth_enabled or self._logged_in(request):
+            return None
+        bearer = request.headers.get("authorization", "")
+        if request.headers.get("x-api-key") or bearer.lower().startswith("bearer bb_"):
+            return Response(403, {"detail": "API keys cannot be used for administrative operations"})
+        return Response(401, AUTH_REQUIRED, headers={"www-authenticate": "Bearer"})
+
+    @staticmethod
+    def _body_or_422(request: Request, required: tuple[str, ...]) -> dict[str, Any] | Response:
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return Response(422, {"detail": [{"type": "model_attributes_type", "loc": ["body"],
+                                              "msg": "Input should be a valid dictionary", "input": body}]})
+        missing = [{"type": "missing", "loc": ["body", k], "msg": "Field required", "input": body}
+                   for k in required if k not in body]
+        return Response(422, {"detail": missing}) if missing else body
+
+    def _auth_setup(self, request: Request) -> Response:
+        body = self._body_or_422(request, ("auth_enabled",))
+        if isinstance(body, Response):
+            return body
+        if self.auth_enabled:
+            return Response(403, {"detail": "Authentication is already configured. Use the admin panel to "
+                                            "modify auth settings."})
+        created = False
+        if body["auth_enabled"] and self.admin is None:
+            user, password = body.get("admin_username"), body.get("admin_password")
+            if not user or not password:
+                return Response(400, {"detail": "Admin username and password are required when enabling "
+                                                "authentication (no admin users exist)"})
+            for pattern, what in ((r"[A-Z]", "one uppercase letter"), (r"[a-z]", "one lowercase letter"),
+                                  (r"\d", "one digit"), (r"[^A-Za-z0-9]", "one special character")):
+                if not re.search(pattern, password):
+                    return Response(400, {"detail": f"Password must contain at least {what}"})
+            self.admin, created = (user, password), True
+        self.auth_enabled = bool(body["auth_enabled"])
+        return Response(200, {"auth_enabled": self.auth_enabled, "admin_created": created})
+
+    def _auth_login(self, request: Request) -> Response:
+        body = self._body_or_422(request, ("username", "password"))
+        if isinstance(body, Response):
+            return body
+        if not self.auth_enabled:
+            return Response(400, {"detail": "Authentication is not enabled"})
+        if self.admin is None or not (hmac.compare_digest(str(body["username"]), self.admin[0])
+                                      and hmac.compare_digest(str(body["password"]), self.admin[1])):
+            return Response(401, {"detail": "Incorrect username or password"}, headers={"www-authenticate": "Bearer"})
+        token = "eyJ" + secrets.token_urlsafe(32)
+        self.sessions.add(token)
+        return Response(200, {"access_token": token, "token_type": "bearer", "requires_2fa": False,
+                              "pre_auth_token": None, "two_fa_methods": [],
+                              "user": {"id": 1, "username": self.admin[0], "role": "admin", "is_active": True}})
+
+    def _list_api_keys(self, request: Request) -> Response:
+        denied = self._admin_only(request)
+        if denied:
+            return denied
+        rows = sorted(self.api_key_rows.values(), key=lambda r: r["created_at"], reverse=True)
+        return Response(200, [{k: v for k, v in r.items() if k != "key"} for r in rows])
+
+    def _create_api_key_route(self, request: Request) -> Response:
+        denied = self._admin_only(request)
+        if denied:
+            return denied
+        body = self._body_or_422(request, ("name",))
+        if isinstance(body, Response):
+            return body
+        scopes = {k: bool(body.get(k, default)) for k, default in self._KEY_SCOPE_DEFAULTS.items()}
+        key = "bb_" + secrets.token_urlsafe(32)
+        self.api_keys[key] = scopes
+        key_id = next(self._key_ids)
+        row = {"id": key_id, "name": body["name"], "key_prefix": key[:8] + "...",
+               "user_id": 1 if self.auth_enabled else None, **scopes, "printer_ids": body.get("printer_ids"),
+               "enabled": True, "last_used": None, "created_at": self.tick(0), "expires_at": body.get("expires_at"),
+               "key": key}
+        self.api_key_rows[key_id] = row
+        return Response(200, dict(row))
+
+    def _delete_api_key(self, request: Request, raw_id: str) -> Response:
+        denied = self._admin_only(request)
+        if denied:
+            return denied
+        key_id = self._int_or_422(raw_id, "path", "key_id")
+        if isinstance(key_id, Response):
+            return key_id
+        row = self.api_key_rows.pop(key_id, None)
+        if row is None:
+            return Response(404, {"detail": "API key not found"})
+        self.api_keys.pop(row["key"], None)
+        return Response(200, {"message": "API key deleted"})
+
+    def _create_printer(self, request: Request) -> Response:
+        denied = self._admin_only(request)
+        if denied:
+            return denied
+        body = self._body_or_422(request, ("name", "serial_number", "ip_address", "access_code"))
+        if isinstance(body, Response):
+            return body
+        if any(p["serial_number"] == body["serial_number"] for p in self.printers.values()):
+            return Response(400, {"detail": "Printer with this serial number already exists"})
+        printer = self.add_printer(body["name"], body["serial_number"], body.get("model") or "X1C")
+        printer.update(ip_address=body["ip_address"], auto_archive=bool(body.get("auto_archive", True)))
+        return Response(200, copy.deepcopy(printer))
 
 
 def seed_demo(fake: FakeBambuddy) -> None:

@@ -1,0 +1,1 @@
+"""Deployment helpers: the docker-compose demo profile's init steps (demo_init)."""
