@@ -88,6 +88,8 @@ class SyncSettings:
     poll_interval_seconds: int = 300
     sync_on_startup: bool = True
     http_timeout_seconds: float = 20.0
+    http_retries: int = 3
+    http_retry_backoff_seconds: float = 0.5
     data_dir: Path = Path("data")
 
     @property
@@ -166,5 +168,7 @@ class SyncSettings:
             poll_interval_seconds=_int("POLL_INTERVAL_SECONDS", get("POLL_INTERVAL_SECONDS", "300"), minimum=0),
             sync_on_startup=_bool("SYNC_ON_STARTUP", get("SYNC_ON_STARTUP", "true")),
             http_timeout_seconds=_float("HTTP_TIMEOUT_SECONDS", get("HTTP_TIMEOUT_SECONDS", "20")),
+            http_retries=_int("HTTP_RETRIES", get("HTTP_RETRIES", "3"), minimum=0),
+            http_retry_backoff_seconds=_float("HTTP_RETRY_BACKOFF_SECONDS", get("HTTP_RETRY_BACKOFF_SECONDS", "0.5")),
             data_dir=Path(get("DATA_DIR", "data")),
         )

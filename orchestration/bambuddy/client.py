@@ -92,7 +92,8 @@ class BambuddyClient:
     @classmethod
     def from_settings(cls, settings) -> "BambuddyClient":
         return cls(settings.bambuddy_base_url, settings.bambuddy_api_key, timeout=settings.http_timeout_seconds,
-                   page_size=settings.backfill_page_size)
+                   page_size=settings.backfill_page_size, retries=settings.http_retries,
+                   backoff=settings.http_retry_backoff_seconds)
 
     # --- transport ------------------------------------------------------------------------
     def _request(self, method: str, path: str, *, archive_id: int | None = None, **kwargs) -> requests.Response:

@@ -20,4 +20,5 @@ class BambuddyResource(ConfigurableResource):
         settings = SyncSettings.from_env()
         return BambuddyClient(self.base_url or settings.bambuddy_base_url, self.api_key or settings.bambuddy_api_key,
                               timeout=self.timeout or settings.http_timeout_seconds,
-                              page_size=self.page_size or settings.backfill_page_size)
+                              page_size=self.page_size or settings.backfill_page_size, retries=settings.http_retries,
+                              backoff=settings.http_retry_backoff_seconds)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 import requests
+import urllib3
 from inventree.api import InvenTreeAPI
 from inventree.base import Parameter, ParameterTemplate
 from inventree.part import Part, PartCategory
@@ -85,6 +86,20 @@ class InvenTreeServerError(InvenTreeError):
     pass
 
 
+class InvenTreeConnectionLost(InvenTreeServerError):
+    """Connected, then the answer never came (reset, read timeout): transient, unlike a server
+    that cannot be reached at all; a create may still have been committed."""
+
+
+def _never_connected(exc: requests.exceptions.RequestException) -> bool:
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError,
+                               ConnectionRefusedError))
+
+
 @dataclass
 class PartRef:
     pk: int
@@ -120,28 +135,26 @@ class InvenTreeClient:
 
     @classmethod
     def from_settings(cls, settings) -> "InvenTreeClient":
-        return cls(settings.inventree_base_url, settings.inventree_token, timeout=settings.http_timeout_seconds)
+        return cls(settings.inventree_base_url, settings.inventree_token, timeout=settings.http_timeout_seconds,
+                   retries=settings.http_retries, backoff=settings.http_retry_backoff_seconds)
 
     # --- plumbing -----------------------------------------------------------------------
     @property
     def api(self) -> InvenTreeAPI:
         if self._api is None:
-            self._api = self._guard(self._connect, what="connect")
+            # retried like any idempotent call: one 502 while connecting must not fail a whole run
+            self._api = self._read(self._connect, "connect", http_calls=2)
         return self._api
 
     def _connect(self) -> InvenTreeAPI:
-        """The library's own two connection calls (GET /api/, GET /api/user/me/), run one by one
-        because its connect() reports an unreachable server as an authentication failure."""
+        """The library's two connection calls (GET /api/, GET /api/user/me/), the second one made
+        directly: the library's testAuth() reports a 5xx as a wrong token."""
         api = InvenTreeAPI(self.base_url, token=self._token, timeout=self.timeout, use_token_auth=True, connect=False)
-        self.calls += 1
-        api.connected = api.testServer()
-        if not api.connected:
+        if not api.testServer():
             raise InvenTreeUnreachable(f"cannot reach InvenTree at {api.base_url}: check INVENTREE_BASE_URL and "
                                        "that InvenTree is up")
-        self.calls += 1
-        if not api.testAuth():
-            raise InvenTreeAuthError("InvenTree rejected the token (401): check INVENTREE_TOKEN "
-                                     "(an API token of a user who may add parts and stock)")
+        api.connected = True
+        api.get("user/me/")  # a 401 becomes InvenTreeAuthError in _guard, a 5xx a retried server error
         return api
 
     def _guard(self, call: Callable[[], T], what: str) -> T:
@@ -149,9 +162,15 @@ class InvenTreeClient:
             return call()
         except requests.exceptions.HTTPError as exc:
             raise self._http_error(exc, what) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionRefusedError) as exc:
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            if not _never_connected(exc):
+                raise InvenTreeConnectionLost(f"InvenTree at {self.base_url} dropped the connection during {what} "
+                                              f"({type(exc).__name__}); retried on the next run") from None
             raise InvenTreeUnreachable(f"cannot reach InvenTree at {self.base_url} during {what} "
                                        f"({type(exc).__name__}): check INVENTREE_BASE_URL and that InvenTree is up") from None
+        except ConnectionRefusedError:
+            raise InvenTreeUnreachable(f"cannot reach InvenTree at {self.base_url} during {what}: check "
+                                       "INVENTREE_BASE_URL and that InvenTree is up") from None
         except ConnectionError:  # the library's "Authentication at InvenTree server failed"
             raise InvenTreeAuthError("InvenTree rejected the token (401): check INVENTREE_TOKEN "
                                      "(an API token of a user who may add parts and stock)") from None

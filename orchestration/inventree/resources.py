@@ -18,4 +18,5 @@ class InvenTreeResource(ConfigurableResource):
     def get_client(self) -> InvenTreeClient:
         settings = SyncSettings.from_env()
         return InvenTreeClient(self.base_url or settings.inventree_base_url, self.token or settings.inventree_token,
-                               timeout=self.timeout or settings.http_timeout_seconds)
+                               timeout=self.timeout or settings.http_timeout_seconds,
+                               retries=settings.http_retries, backoff=settings.http_retry_backoff_seconds)

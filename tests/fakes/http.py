@@ -79,6 +79,8 @@ class FakeServer:
         self._fail_statuses: tuple[int, ...] = (500, 502, 503)
         self._fail_kinds: tuple[str, ...] = ("status",)
         self._stall = 0.0
+        self._slow_fault = 0.0
+        self.injected = 0                 # faults drawn by fail_rate
         self._slow = 0.0
         self._rng = random.Random(1234)
         self.lock = threading.RLock()
@@ -132,12 +134,13 @@ class FakeServer:
                                       skip=skip, action=action))
 
     def fail_rate(self, rate: float, statuses: tuple[int, ...] = (500, 502, 503), seed: int = 1234,
-                  kinds: tuple[str, ...] = ("status",), stall: float = 0.0) -> None:
+                  kinds: tuple[str, ...] = ("status",), stall: float = 0.0, slow: float = 0.0) -> None:
         """Fail `rate` of all requests. kinds: "status" (one of `statuses`), "drop" (connection reset
-        before an answer), "stall" (sleep `stall` seconds first, e.g. past the client's timeout)."""
+        before an answer), "stall" (sleep `stall` seconds, e.g. past the client's timeout, then a
+        status), "slow" (sleep `slow` seconds, then answer normally)."""
         with self.lock:
             self._fail_rate, self._fail_statuses, self._rng = rate, statuses, random.Random(seed)
-            self._fail_kinds, self._stall = kinds, stall
+            self._fail_kinds, self._stall, self._slow_fault = kinds, stall, slow
 
     def delay(self, seconds: float) -> None:
         self._slow = seconds
@@ -161,10 +164,13 @@ class FakeServer:
                     return fault
             if not after_commit and self._fail_rate and self._rng.random() < self._fail_rate:
                 kind = self._rng.choice(self._fail_kinds)
+                self.injected += 1
                 if kind == "drop":
                     return Fault(drop=True)
                 if kind == "stall":
                     return Fault(delay=self._stall, status=self._rng.choice(self._fail_statuses))
+                if kind == "slow":
+                    return Fault(delay=self._slow_fault)
                 return Fault(status=self._rng.choice(self._fail_statuses))
         return None
 
@@ -198,6 +204,9 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: without this, Nagle + delayed ACK add ~40 ms to
+            # every answer on a kept-alive connection (real servers set it too)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args) -> None:  # quiet
                 pass
