@@ -58,6 +58,8 @@ class LoggerSettings:
     heartbeat_interval: float = 5.0
     flush_interval: float = 0.2
     max_batch: int = 2000
+    # MQTT keep-alive: a sleeping printer leaves a half-open link that only an unanswered ping reveals.
+    keepalive: int = 30
 
     @property
     def heartbeat_file(self) -> Path:

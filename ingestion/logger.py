@@ -47,7 +47,8 @@ class LoggerService:
         for p in settings.printers:
             tracker = JobTracker(p.serial, p.display_name, self.store.open_job(p.serial), self.store.known_job)
             self.printers[p.serial] = PrinterRuntime(p, tracker, {})
-        self.connections = [PrinterConnection(p, self.deliver) for p in settings.printers] if connect else []
+        self.connections = ([PrinterConnection(p, self.deliver, settings.keepalive) for p in settings.printers]
+                            if connect else [])
         self._thread = threading.Thread(target=self._run, name="logger-writer", daemon=True)
         self._stopped = threading.Event()
         self.processed = 0
