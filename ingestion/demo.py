@@ -1,5 +1,6 @@
 """`python -m ingestion.demo`: broker + 3 simulated printers (X1C, P1S, A1) + the logger, then a
-table of the jobs the logger recorded. Everything it starts is stopped before it returns."""
+table of the jobs the logger recorded. The broker is mosquitto when it is installed, else the
+embedded Python broker (--broker chooses). Everything it starts is stopped before it returns."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 from .config import LoggerSettings, PrinterConfig
-from .devbroker import DevBroker
+from .devbroker import BROKER_KINDS, BrokerUnavailable, DevBroker
 from .logger import LoggerService
 from .scenarios import MIX, expected
 from .simulator import BrokerAddress, Simulator
@@ -20,8 +21,9 @@ from .simulator import BrokerAddress, Simulator
 FLEET = [("SIMX1C0001", "X1C", "X1C bay 1"), ("SIMP1S0002", "P1S", "P1S bay 2"), ("SIMA10003", "A1", "A1 bay 3")]
 
 
-def record_jobs(db_path: Path, speed: float = 800.0, timeout: float = 90.0) -> list[tuple]:
-    with DevBroker() as broker:
+def record_jobs(db_path: Path, speed: float = 800.0, timeout: float = 90.0, broker_kind: str = "auto") -> list[tuple]:
+    with DevBroker(kind=broker_kind) as broker:
+        print(f"broker: {broker.describe()}", flush=True)
         sim = Simulator(BrokerAddress(broker.host, broker.port, broker.username, broker.password, str(broker.ca_file)))
         for serial, model, _ in FLEET:
             sim.add(serial, model).wait_connected()
@@ -59,11 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", help="keep the database here (default: a temporary folder)")
     parser.add_argument("--speed", type=float, default=800.0)
+    parser.add_argument("--broker", choices=BROKER_KINDS, default="auto",
+                        help="auto: mosquitto if installed, else the embedded Python broker")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with tempfile.TemporaryDirectory(prefix="printfarm-demo-") as tmp:
         db = Path(args.data_dir or tmp) / "print_history.db"
-        rows = record_jobs(db, speed=args.speed)
+        try:
+            rows = record_jobs(db, speed=args.speed, broker_kind=args.broker)
+        except BrokerUnavailable as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return 2
         print(f"\n{len(rows)} jobs recorded in {db}:")
         print(f"{'printer':<12} {'job key':<26} {'name':<18} {'status':<10} {'started':<27} ended")
         for printer, key, name, status, started, ended_at in rows:

@@ -1,8 +1,12 @@
-"""A real mosquitto broker with TLS and a password, for tests, benchmarks and the demo.
+"""An MQTT broker with TLS and a password, for tests, benchmarks and the demo.
 
 It stands in for the printer's own broker: a self-signed CA and server certificate are made with
 the openssl CLI (the server's CN is a serial, like a printer's), the user is `bblp` and the
 password plays the access code. Bound to 127.0.0.1 only.
+
+kind="mosquitto" runs a real mosquitto; kind="embedded" runs the small Python broker of
+ingestion/embedded_broker.py in a background thread (same certificates, same password file);
+kind="auto" (the default) is mosquitto when it is installed, else the embedded broker.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .embedded_broker import EmbeddedBroker, read_password_file, tls_context
+
 MOSQUITTO_PATHS = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+BROKER_KINDS = ("auto", "mosquitto", "embedded")
 
 
 class BrokerUnavailable(RuntimeError):
@@ -63,15 +70,27 @@ def password_line(username: str, password: str) -> str:
 
 @dataclass
 class DevBroker:
-    """`with DevBroker() as broker:` starts mosquitto; broker.host/port/username/password/ca_file."""
+    """`with DevBroker() as broker:` starts a broker; broker.host/port/username/password/ca_file.
+
+    broker.kind is what runs ("mosquitto" or "embedded"), whatever was asked for.
+    """
 
     username: str = "bblp"
     password: str = ""
     port: int = 0
     host: str = "127.0.0.1"
     workdir: Path | None = None
+    kind: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.kind not in BROKER_KINDS:
+            raise ValueError(f"broker kind must be one of {', '.join(BROKER_KINDS)}, not {self.kind!r}")
+        self.requested_kind = self.kind
+        binary = find_mosquitto() if self.kind != "embedded" else None
+        if binary is None and self.kind == "mosquitto":
+            raise BrokerUnavailable("mosquitto not found: install it (apt-get install mosquitto)")
+        self.kind = "mosquitto" if binary else "embedded"
+        self.binary = binary
         self.password = self.password or secrets.token_hex(8)
         self._tmp = None
         if self.workdir is None:
@@ -80,14 +99,16 @@ class DevBroker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.proc: subprocess.Popen | None = None
-        binary = find_mosquitto()
-        if binary is None:
-            raise BrokerUnavailable("mosquitto not found: install it (apt-get install mosquitto)")
-        self.binary = binary
+        self.embedded: EmbeddedBroker | None = None
+        self.config_file: Path | None = None
         self.ca_file, cert, key = make_certificates(self.workdir)
         passwd = self.workdir / "passwd"
         passwd.write_text(password_line(self.username, self.password) + "\n")
         passwd.chmod(0o600)
+        if self.kind == "embedded":
+            self.embedded = EmbeddedBroker(self.host, self.port, users=read_password_file(passwd),
+                                           ssl_context=tls_context(cert, key))
+            return
         self.config_file = self.workdir / "mosquitto.conf"
         self.config_file.write_text("\n".join([
             f"listener {self.port} {self.host}",
@@ -103,7 +124,23 @@ class DevBroker:
             "",
         ]))
 
+    def describe(self) -> str:
+        """One line for a person: which broker runs, and where."""
+        if self.kind == "mosquitto":
+            what = f"mosquitto ({self.binary})"
+        else:
+            why = " (mosquitto not installed)" if self.requested_kind == "auto" else ""
+            what = f"embedded Python MQTT broker{why}"
+        return f"{what}, TLS + password on {self.host}:{self.port}"
+
     def start(self, timeout: float = 10.0) -> "DevBroker":
+        if self.embedded is not None:
+            try:
+                self.embedded.start(timeout)
+            except (OSError, TimeoutError) as exc:
+                raise BrokerUnavailable(f"embedded MQTT broker could not listen on {self.host}:{self.port}: "
+                                        f"{exc}") from exc
+            return self
         self.proc = subprocess.Popen([self.binary, "-c", str(self.config_file)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -121,6 +158,8 @@ class DevBroker:
         raise BrokerUnavailable(f"mosquitto did not listen on {self.host}:{self.port} within {timeout}s")
 
     def stop(self) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -1,6 +1,7 @@
 """`make demo` / `python -m orchestration.demo`: the whole pipeline on one machine.
 
-Starts mosquitto (TLS + password), three simulated printers (X1C, P1S, A1) running a mix of
+Starts an MQTT broker with TLS + password (mosquitto when installed, else the embedded Python
+broker; --broker chooses), three simulated printers (X1C, P1S, A1) running a mix of
 prints, the MQTT logger, Dagster (webserver + daemon, sensors on), the dbt docs and the sync
 API. InvenTree and Bambuddy are the real ones when INVENTREE_BASE_URL / BAMBUDDY_BASE_URL are
 set (environment or .env), otherwise in-process demo stand-ins (tests/fakes), fed by the
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from ingestion.devbroker import BrokerUnavailable, DevBroker
+from ingestion.devbroker import BROKER_KINDS, BrokerUnavailable, DevBroker
 from ingestion.simulator import default_fleet
 from orchestration.processes import Supervisor
 
@@ -41,6 +42,17 @@ def load_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+def start_broker(workdir: Path, kind: str = "auto") -> DevBroker | None:
+    """Start the demo's broker and say which one runs; None (and why, on stderr) if none could start."""
+    try:
+        broker = DevBroker(workdir=workdir, kind=kind).start()
+    except BrokerUnavailable as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return None
+    print(f"broker: {broker.describe()}", flush=True)
+    return broker
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-demo", description=__doc__)
     parser.add_argument("--workdir", default=str(REPO / ".demo"), help="demo data (wiped at start)")
@@ -48,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs-port", type=int, default=8080)
     parser.add_argument("--api-port", type=int, default=8088)
     parser.add_argument("--speed", type=float, default=300.0, help="simulator time factor")
+    parser.add_argument("--broker", choices=BROKER_KINDS, default="auto",
+                        help="auto: mosquitto if installed, else the embedded Python broker")
     parser.add_argument("--screenshots", help="with --smoke: save screenshots and rendered pages of the Dagster "
                                               "asset page and the dbt docs here (needs chromium)")
     parser.add_argument("--smoke", type=float, default=0,
@@ -68,10 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    try:
-        broker = DevBroker(workdir=work / "broker").start()
-    except BrokerUnavailable as exc:
-        print(f"demo: {exc}", file=sys.stderr)
+    broker = start_broker(work / "broker", args.broker)
+    if broker is None:
         return 2
     fleet = default_fleet(3)
     fakes = []
