@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job, in_process_executor
 
 SYNC_JOB = "sync_prints"
 TRANSFORM_JOB = "transform_print_history"
@@ -13,12 +13,16 @@ sync_prints = define_asset_job(
     selection=AssetSelection.groups("raw", "bronze", "silver", "inventree").materializable(),
     description="Pull Bambuddy archives, build bronze/silver, push new prints to InvenTree, link archives.",
     tags={"printfarm/job": SYNC_JOB},
+    # The steps run one after the other anyway; a process per step (the default executor) cost
+    # a code-location load each, most of a run's time (bench/latency.py).
+    executor_def=in_process_executor,
 )
 
 transform_print_history = define_asset_job(
     TRANSFORM_JOB,
     selection=AssetSelection.groups("bronze", "silver").materializable(),
     description="Build the dbt bronze and silver models only.",
+    executor_def=in_process_executor,
 )
 
 
