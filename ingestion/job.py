@@ -133,6 +133,21 @@ class JobTracker:
         self._latched_error = open_job.print_error if open_job else None
 
     def observe(self, state: dict[str, Any], delta: dict[str, Any], received: datetime) -> list[JobEvent]:
+        """All or nothing: if a report breaks the model half-way (the logger then quarantines it),
+        the tracker is put back as it was, so no job is left ended or started without its row."""
+        job = self.job
+        saved = (job, self.last_state, self._latched_error,
+                 None if job is None else {**vars(job), "identity": dict(job.identity),
+                                           "error_codes": list(job.error_codes)})
+        try:
+            return self._observe(state, delta, received)
+        except Exception:
+            self.job, self.last_state, self._latched_error, fields = saved
+            if job is not None:
+                vars(job).update(fields)
+            raise
+
+    def _observe(self, state: dict[str, Any], delta: dict[str, Any], received: datetime) -> list[JobEvent]:
         events: list[JobEvent] = []
         gstate = _s(state.get("gcode_state")).upper()
         error = as_int(delta.get("print_error"))
@@ -183,7 +198,10 @@ class JobTracker:
         started = received
         printer_start = as_int(state.get("gcode_start_time"))
         if printer_start and printer_start > 1_500_000_000:
-            started = datetime.fromtimestamp(printer_start, tz=timezone.utc)
+            try:
+                started = datetime.fromtimestamp(printer_start, tz=timezone.utc)
+            except (ValueError, OverflowError, OSError):
+                pass  # a start time no calendar holds (year > 9999): keep the arrival time
         gstate = _s(state.get("gcode_state")).upper()
         key = job_key(identity, started)
         if self.job is not None and key == self.job.job_key:

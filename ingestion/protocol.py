@@ -14,6 +14,9 @@ import json
 from typing import Any
 
 MAX_PAYLOAD_BYTES = 1024 * 1024
+# Real reports nest 8 levels deep; far deeper ones would exhaust the recursion of merge/copy/dump.
+MAX_DEPTH = 32
+_INT64 = (-(2**63), 2**63 - 1)  # what an SQLite INTEGER column holds
 PUSHALL_REQUEST = {"pushing": {"sequence_id": "0", "command": "pushall", "version": 1, "push_target": 1}}
 
 # Fields the job logic reads, with the JSON types a printer may send for them (types drift
@@ -54,10 +57,16 @@ def parse_report(payload: bytes | str) -> dict[str, Any]:
         raise BadPayload(f"payload too large ({size} bytes > {MAX_PAYLOAD_BYTES})")
     try:
         data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise BadPayload(f"not JSON we accept: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ints over 4300 digits
         raise BadPayload(f"not JSON: {exc}") from None
     if not isinstance(data, dict) or not data:
         raise BadPayload("top level is not a non-empty JSON object")
+    if _too_deep(data):
+        raise BadPayload(f"not JSON we accept: nested deeper than {MAX_DEPTH} levels")
+    if _has_lone_surrogate(payload, data):
+        raise BadPayload("not JSON we accept: a \\u escape is an unpaired UTF-16 surrogate")
     report = data.get("print")
     if report is not None:
         if not isinstance(report, dict):
@@ -68,6 +77,30 @@ def parse_report(payload: bytes | str) -> dict[str, Any]:
             if isinstance(report.get(key), bool):  # bool is an int subclass; never valid here
                 raise BadPayload(f"print.{key} has type bool")
     return data
+
+
+def _too_deep(data: Any) -> bool:
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+    return False
+
+
+def _has_lone_surrogate(payload: bytes | str, data: dict[str, Any]) -> bool:
+    """json turns "\\ud800" into a str that cannot be encoded (SQLite would refuse the row)."""
+    if b"\\u" not in (payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload):
+        return False
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def is_status_report(data: dict[str, Any]) -> bool:
@@ -87,7 +120,9 @@ def merge_report(state: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]
         if key == "hms":
             state[key] = copy.deepcopy(value)
         elif key == "ams" and isinstance(value, dict):
-            _merge_ams(state.setdefault("ams", {}), value)
+            if not isinstance(state.get("ams"), dict):
+                state["ams"] = {}  # an earlier report sent "ams": null
+            _merge_ams(state["ams"], value)
         elif isinstance(value, dict) and isinstance(state.get(key), dict):
             merge_report(state[key], value)
         else:
@@ -129,6 +164,8 @@ def _merge_by_id(old: list, new: list, merge_item) -> list:
     """Arrays of objects with `id` merge item by item; anything else is replaced whole."""
     if not all(isinstance(x, dict) and "id" in x for x in new):
         return copy.deepcopy(new)
+    if not isinstance(old, list):
+        old = []  # an earlier report sent a scalar or an object where the array goes
     by_id = {str(x.get("id")): x for x in old if isinstance(x, dict)}
     order = [str(x.get("id")) for x in old if isinstance(x, dict)]
     for item in new:
@@ -145,7 +182,7 @@ def active_tray(state: dict[str, Any]) -> dict[str, Any] | None:
     """The spool in use: ams.tray_now is a global slot index (unit*4 + slot), 254 = external spool, 255 = none."""
     ams = state.get("ams") or {}
     now = str(ams.get("tray_now", "") or "")
-    if not now.isdigit() or now == "255":
+    if not now.isdecimal() or now == "255":
         return None
     if now == "254":
         tray = state.get("vt_tray")
@@ -153,12 +190,17 @@ def active_tray(state: dict[str, Any]) -> dict[str, Any] | None:
     index = int(now)
     # AMS/AMS lite units 0..3 have four slots; an AMS HT (unit id 128+) has one (sample 09).
     unit_id, slot = (str(index), "0") if index >= 128 else (str(index // 4), str(index % 4))
-    for unit in ams.get("ams") or []:
+    # Only ams.ams itself is type-checked on arrival: skip units and trays of any other shape.
+    for unit in _dicts(ams.get("ams")):
         if str(unit.get("id")) == unit_id:
-            for tray in unit.get("tray") or []:
+            for tray in _dicts(unit.get("tray")):
                 if str(tray.get("id")) == slot:
                     return tray
     return None
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [x for x in value if isinstance(x, dict)] if isinstance(value, list) else []
 
 
 def as_int(value: Any) -> int | None:
@@ -166,6 +208,7 @@ def as_int(value: Any) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return int(float(value))
-    except (TypeError, ValueError):
+        number = int(float(value))
+    except (TypeError, ValueError, OverflowError):  # OverflowError: inf, "1e400", ints beyond float
         return None
+    return number if _INT64[0] <= number <= _INT64[1] else None

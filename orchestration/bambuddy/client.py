@@ -112,6 +112,8 @@ class BambuddyClient:
         if status < 400:
             return response
         detail = _detail(response)
+        if self._api_key:  # a proxy or debug page may echo the request's X-API-Key back
+            detail = detail.replace(self._api_key, "***")
         if status == 401:
             raise BambuddyAuthError(
                 f"Bambuddy refused the request (401 {detail}): check BAMBUDDY_API_KEY "
