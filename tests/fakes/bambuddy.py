@@ -469,7 +469,9 @@ class FakeBambuddy(FakeServer):
         self.sessions.add(token)
         return Response(200, {"access_token": token, "token_type": "bearer", "requires_2fa": False,
                               "pre_auth_token": None, "two_fa_methods": [],
-                              "user": {"id": 1, "username": self.admin[0], "role": "admin", "is_active": True}})
+                              "user": {"id": 1, "username": self.admin[0], "email": None, "role": "admin",
+                                       "is_active": True, "is_admin": True, "auth_source": "local", "groups": [],
+                                       "permissions": [], "created_at": self.tick(0)}})  # UserResponse
 
     def _list_api_keys(self, request: Request) -> Response:
         denied = self._admin_only(request)
