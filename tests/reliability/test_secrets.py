@@ -195,31 +195,29 @@ def test_wrong_inventree_token_run_names_the_setting_not_the_value(secret_env, b
                                                                    caplog, capfd):
     finished_archive(bambuddy, "Benchy")
     monkeypatch.setenv("INVENTREE_TOKEN", WRONG_TOKEN)
-    instance = DagsterInstance.ephemeral()
-    result = run_sync(instance=instance)
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    error = str(failure.event_specific_data.error)
+    error = failed_run_error(secret_env, caplog, capfd)
     assert "INVENTREE_TOKEN" in error and "401" in error
     assert inventree.count("GET", "/api/user/me/") >= 1 and inventree.count("POST") == 0
-    out = capfd.readouterr()
-    assert_no_leak({"logs": log_text(caplog), "stdout": out.out, "stderr": out.err,
-                    **dagster_records(instance, result.run_id), **files_under(secret_env)})
 
 
 def test_wrong_bambuddy_key_run_names_the_setting_not_the_value(secret_env, bambuddy, monkeypatch, caplog, capfd):
     finished_archive(bambuddy, "Benchy")
     monkeypatch.setenv("BAMBUDDY_API_KEY", WRONG_KEY)
+    error = failed_run_error(secret_env, caplog, capfd)
+    assert "BAMBUDDY_API_KEY" in error and "401" in error
+    assert bambuddy.count("GET", "/api/v1/") >= 1
+
+
+def failed_run_error(data_dir, caplog, capfd) -> str:
+    """Runs a sync that must fail; searches everything it left for secrets; returns the step error."""
     instance = DagsterInstance.ephemeral()
     result = run_sync(instance=instance)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    error = str(failure.event_specific_data.error)
-    assert "BAMBUDDY_API_KEY" in error and "401" in error
-    assert bambuddy.count("GET", "/api/v1/") >= 1
     out = capfd.readouterr()
     assert_no_leak({"logs": log_text(caplog), "stdout": out.out, "stderr": out.err,
-                    **dagster_records(instance, result.run_id), **files_under(secret_env)})
+                    **dagster_records(instance, result.run_id), **files_under(data_dir)})
+    return str(failure.event_specific_data.error)
 
 
 def closed_port() -> int:
