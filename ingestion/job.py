@@ -179,7 +179,11 @@ class JobTracker:
                 else:
                     events.append(JobEvent(self.job))
         elif gstate in ("FINISH", "FAILED"):
-            if self.job is not None and not self.job.ended:
+            if self.job is not None and not self.job.ended and not same_job(self.job.identity, identity_of(state)):
+                # Another job's end state: the printer finished ours and ran the next while nobody
+                # listened. Ours ended unseen; nothing of the other job's report goes into its row.
+                events.append(self._end("aborted", now, "end not seen: the printer reported another job's end"))
+            elif self.job is not None and not self.job.ended:
                 self._absorb(state)
                 status = "completed" if gstate == "FINISH" else self._failure_status(state)
                 events.append(self._end(status, now, self._fail_reason(state, status)))
