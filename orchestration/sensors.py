@@ -5,7 +5,7 @@
 - sync_requests_sensor: turns rows of the ledger's sync_requests table (written by the sync API
   and its webhook) into runs; its cursor (the last request id served) is committed by Dagster
   together with the run requests, so a request is launched once.
-- poll_sensor: a sync every POLL_INTERVAL_SECONDS (0 disables it).
+- poll_sensor: a sync every POLL_INTERVAL_SECONDS (0 disables it), the first one a period after start.
 - startup_sensor: one sync when the code location starts, when SYNC_ON_STARTUP.
 """
 
@@ -84,6 +84,9 @@ def finished_prints_sensor(context: SensorEvaluationContext):
     cursor = json.dumps(signature, sort_keys=True)
     if cursor == context.cursor:
         return SkipReason("no newly ended prints")
+    if context.cursor is None and settings.sync_on_startup:
+        # First look at a fresh instance: startup_sensor syncs what is there; one run, not two.
+        return SensorResult(skip_reason="watermark recorded; startup_sensor syncs at start", cursor=cursor)
     if _sync_waiting(context):
         return SkipReason("a sync_prints run is already waiting to start; it will pick this up")
     return SensorResult(
@@ -121,6 +124,8 @@ def sync_requests_sensor(context: SensorEvaluationContext):
         default_status=DefaultSensorStatus.RUNNING if _POLL > 0 else DefaultSensorStatus.STOPPED,
         description="Periodic full sync every POLL_INTERVAL_SECONDS (0 disables).")
 def poll_sensor(context: SensorEvaluationContext):
+    if context.cursor is None:  # the daemon's first tick: start the period, startup_sensor covers now
+        return SensorResult(skip_reason="first tick: next poll after POLL_INTERVAL_SECONDS", cursor="started")
     if _sync_waiting(context):
         return SkipReason("a sync_prints run is already waiting to start")
     return RunRequest(run_config=sync_run_config(), tags={TRIGGER_TAG: "poll"})

@@ -2,11 +2,11 @@
 
 import json
 
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+from dagster import DagsterInstance, RunRequest, SensorResult, SkipReason, build_sensor_context
 
 from orchestration.inventree.assets import REQUEST_IDS_TAG
 from orchestration.ledger import Ledger
-from orchestration.sensors import BOOT_ID, finished_prints_sensor, startup_sensor, sync_requests_sensor
+from orchestration.sensors import BOOT_ID, finished_prints_sensor, poll_sensor, startup_sensor, sync_requests_sensor
 
 from .conftest import add_mqtt_job
 
@@ -15,7 +15,8 @@ def evaluate(sensor, instance, cursor=None):
     return sensor(build_sensor_context(instance=instance, cursor=cursor))
 
 
-def test_finished_prints_sensor_fires_once_per_burst(env):
+def test_finished_prints_sensor_fires_once_per_burst(env, monkeypatch):
+    monkeypatch.setenv("SYNC_ON_STARTUP", "false")
     instance = DagsterInstance.ephemeral()
     first = evaluate(finished_prints_sensor, instance)
     assert isinstance(first, SensorResult) and len(first.run_requests) == 1  # first look: sync what is there
@@ -27,6 +28,24 @@ def test_finished_prints_sensor_fires_once_per_burst(env):
     assert isinstance(burst, SensorResult) and len(burst.run_requests) == 1
     assert json.loads(burst.cursor)["mqtt"] == [3, "2026-11-20T11:03:00.000000Z"]
     assert isinstance(evaluate(finished_prints_sensor, instance, burst.cursor), SkipReason)
+
+
+def test_one_run_at_start_not_three(env):
+    """With SYNC_ON_STARTUP (the default) the first looks of the other sensors only start their
+    watermark and period: the daemon's first ticks make one run, the startup sync."""
+    add_mqtt_job(env, "9", "Old part")
+    instance = DagsterInstance.ephemeral()
+    first = evaluate(finished_prints_sensor, instance)
+    assert isinstance(first, SensorResult) and not first.run_requests
+    assert json.loads(first.cursor)["mqtt"][0] == 1
+    assert isinstance(evaluate(finished_prints_sensor, instance, first.cursor), SkipReason)
+    poll = evaluate(poll_sensor, instance)
+    assert isinstance(poll, SensorResult) and not poll.run_requests and poll.cursor
+    assert isinstance(evaluate(poll_sensor, instance, poll.cursor), RunRequest)
+    startup = evaluate(startup_sensor, instance)
+    assert isinstance(startup, SensorResult) and len(startup.run_requests) == 1
+    add_mqtt_job(env, "10", "New part")
+    assert evaluate(finished_prints_sensor, instance, first.cursor).run_requests
 
 
 def test_finished_prints_sensor_watches_the_bambuddy_print_log(env, bambuddy, monkeypatch):
