@@ -85,8 +85,11 @@ def dbt_print_history_assets(context: AssetExecutionContext, dbt: DbtCliResource
     # core while dbt runs and the column fetch queried every node; together they took half of the
     # step (bench/latency.py). Row counts are read here; the column schema comes from the yml.
     invocation = dbt.cli(args, context=context)
-    yield from with_row_counts(invocation.stream(), settings.warehouse_db)
-    keep_partial_parse(invocation.target_path, context)
+    try:
+        yield from with_row_counts(invocation.stream(), settings.warehouse_db)
+        keep_partial_parse(invocation.target_path, context)
+    finally:
+        prune_run_targets(invocation.target_path)
 
 
 def with_row_counts(events: Iterable[Any], warehouse_db: Path) -> Iterator[Any]:
@@ -125,6 +128,20 @@ def keep_partial_parse(run_target: Path, context: AssetExecutionContext) -> None
             os.replace(tmp, dest)  # atomic: a run starting now reads the old or the new file, whole
     except OSError as exc:  # a read-only image: runs still work, they only parse in full
         context.log.debug(f"partial parse file not kept: {exc}")
+
+
+RUN_TARGETS_KEPT = 5
+
+
+def prune_run_targets(run_target: Path, keep: int = RUN_TARGETS_KEPT) -> None:
+    """dagster-dbt leaves a target dir of ~3 MB per run (manifest, logs, compiled SQL); at a run
+    every few minutes that is most of a GB a day. Keep the newest few for a look at dbt.log."""
+    prefix = run_target.name.split("-", 1)[0] + "-"
+    runs = [d for d in run_target.parent.iterdir() if d.is_dir() and d.name.startswith(prefix)]
+    runs.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in runs[keep:]:
+        if old != run_target:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def dbt_resource() -> DbtCliResource:

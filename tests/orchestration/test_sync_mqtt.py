@@ -94,3 +94,24 @@ def test_dbt_assets_report_row_counts_and_columns(env, inventree):
     spec = next(s for s in defs.resolve_all_asset_specs() if s.key == AssetKey("silver_print_jobs"))
     columns = spec.metadata["dagster/column_schema"].columns
     assert {"print_id", "batch", "ipn", "weight_g"} <= {c.name for c in columns}
+
+
+def test_old_dbt_run_targets_are_pruned(env, inventree):
+    """dagster-dbt writes a target dir per run; only the newest few are kept (disk stays bounded)."""
+    import os
+
+    from orchestration.dbt.assets import RUN_TARGETS_KEPT
+    from orchestration.dbt.project import dbt_project
+
+    target = dbt_project.project_dir / "target"
+    old = [target / f"dbt_print_history_assets-old{n}-0000000" for n in range(RUN_TARGETS_KEPT + 3)]
+    for n, d in enumerate(old):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "dbt.log").write_text("old run\n")
+        os.utime(d, (1_000_000 + n, 1_000_000 + n))  # long ago
+    add_mqtt_job(env, "701", "Zeta")
+    assert run_sync().success
+    left = [d for d in target.iterdir() if d.name.startswith("dbt_print_history_assets-")]
+    assert len(left) <= RUN_TARGETS_KEPT
+    assert not any(d.exists() for d in old), "the oldest run dirs went first"
+    assert (target / "partial_parse.msgpack").exists() and (target / "manifest.json").exists()
