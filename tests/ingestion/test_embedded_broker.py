@@ -16,10 +16,10 @@ import ingestion.devbroker as devbroker
 from ingestion.devbroker import BrokerUnavailable, DevBroker
 from ingestion.embedded_broker import topic_matches, valid_filter
 from ingestion.logger import LoggerService
-from ingestion.scenarios import expected, finish_steps, progress_steps, start_steps
+from ingestion.scenarios import expected
 
 from .conftest import jobs, logger_settings, wait_until
-from .test_resilience import JOB, logger_for, play
+from .test_resilience import restart_broker_mid_print
 
 SERIAL = "01S00C000000001"
 
@@ -275,21 +275,13 @@ def test_simulator_and_logger_record_a_completed_job(broker, simulator, tmp_path
 
 
 def test_broker_restart_mid_print_logger_reconnects(broker, simulator, tmp_path):
-    db = tmp_path / "print_history.db"
-    with logger_for(broker, simulator, "P1S-EMBEDDED-RESTART", db) as (printer, runtime):
-        play(printer, start_steps(JOB) + progress_steps(JOB, 0.5))
-        wait_until(lambda: jobs(db) and jobs(db)[0]["status"] == "running", what="job running")
-        port = broker.port
-        broker.restart(down_seconds=0.5)
+    port = broker.port
+
+    def same_port_and_running():
         assert broker.port == port and broker.embedded.running
-        wait_until(lambda: printer.connects >= 2, timeout=20, what="printer reconnect")
-        wait_until(lambda: runtime.connects >= 2 and runtime.connected and runtime.have_full, timeout=30,
-                   what="logger reconnect with a full report")
-        play(printer, progress_steps(JOB, 0.5)[1:] + finish_steps(JOB))
-        wait_until(lambda: jobs(db)[0]["ended_at"], what="job ended")
-    rows = jobs(db)
-    assert [r["status"] for r in rows] == ["completed"]
-    assert rows[0]["progress_pct"] == 100
+
+    restart_broker_mid_print(broker, simulator, tmp_path / "print_history.db", "P1S-EMBEDDED-RESTART",
+                             down_seconds=0.5, timeouts=(20, 30), after_restart=same_port_and_running)
 
 
 # --- the demo's choice of broker ------------------------------------------------------------

@@ -53,21 +53,29 @@ def logger_for(broker, simulator, serial: str, db):
         service.stop()
 
 
-def test_broker_restart_mid_print(broker, simulator, tmp_path):
-    db = tmp_path / "print_history.db"
-    with logger_for(broker, simulator, "P1S-BROKER-RESTART", db) as (printer, runtime):
+def restart_broker_mid_print(broker, simulator, db, serial: str, down_seconds: float,
+                             timeouts: tuple[float, float], after_restart=lambda: None) -> None:
+    """A job running, the broker restarted under it, the job finished: recorded once, completed.
+    timeouts: (printer reconnect, logger reconnect with a full report)."""
+    with logger_for(broker, simulator, serial, db) as (printer, runtime):
         play(printer, start_steps(JOB) + progress_steps(JOB, 0.5))
         wait_until(lambda: jobs(db) and jobs(db)[0]["status"] == "running", what="job running")
-        broker.restart(down_seconds=1.0)
+        broker.restart(down_seconds=down_seconds)
+        after_restart()
         # both sides reconnect, in either order; the logger must hold a full report again
-        wait_until(lambda: printer.connects >= 2, timeout=40, what="printer reconnect")
-        wait_until(lambda: runtime.connects >= 2 and runtime.connected and runtime.have_full, timeout=60,
+        wait_until(lambda: printer.connects >= 2, timeout=timeouts[0], what="printer reconnect")
+        wait_until(lambda: runtime.connects >= 2 and runtime.connected and runtime.have_full, timeout=timeouts[1],
                    what="logger reconnect with a full report")
         play(printer, progress_steps(JOB, 0.5)[1:] + finish_steps(JOB))
         wait_until(lambda: jobs(db)[0]["ended_at"], what="job ended")
     rows = jobs(db)
     assert [r["status"] for r in rows] == ["completed"]
     assert rows[0]["progress_pct"] == 100
+
+
+def test_broker_restart_mid_print(broker, simulator, tmp_path):
+    restart_broker_mid_print(broker, simulator, tmp_path / "print_history.db", "P1S-BROKER-RESTART",
+                             down_seconds=1.0, timeouts=(40, 60))
 
 
 def test_logger_killed_mid_print_and_finish_while_down(broker, simulator, tmp_path):
