@@ -209,7 +209,7 @@ def prepare_inventree(settings: DemoSettings) -> dict[str, str]:
 
 # --- Bambuddy ---------------------------------------------------------------------------------
 class Bambuddy:
-    """The few admin calls setup needs (contract: ../shared/contracts/bambuddy/)."""
+    """The few admin calls setup needs (contract: tests/contracts/bambuddy/)."""
 
     def __init__(self, base_url: str):
         root = base_url.rstrip("/").removesuffix("/api/v1")

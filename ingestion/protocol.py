@@ -1,7 +1,7 @@
 """The Bambu Lab local-MQTT report model: parsing and merging reports (no I/O here).
 
 P1/A1 printers send deltas (`msg: 1`), X1 printers full objects; both are deep-merged into one
-state dict per printer as ../shared/contracts/mqtt/PROTOCOL.md section 4 describes:
+state dict per printer as tests/contracts/mqtt/PROTOCOL.md section 4 describes:
 dicts merge recursively, scalars overwrite, `ams.ams[]` and `tray[]` merge by `id`, a tray
 reported as only {id} or {id, state} is an empty slot and replaces the old one, `hms[]` is
 replaced whole, and an absent field means "unchanged".

@@ -1,5 +1,5 @@
 """Simulated printers and print scenarios, modelled on the real reports in
-../shared/contracts/mqtt/samples (X1C sends full objects, P1S/A1 send deltas).
+tests/contracts/mqtt/samples (X1C sends full objects, P1S/A1 send deltas).
 
 Parts of the lifecycle that have no real capture (PREPARE, PAUSE, mid-print deltas, the cancel
 delta with print_error 50348044, FINISH -> IDLE) follow PROTOCOL.md and are synthetic.

@@ -1,4 +1,4 @@
-"""Client of the Bambuddy HTTP API (contract: ../shared/contracts/bambuddy/CONTRACT.md).
+"""Client of the Bambuddy HTTP API (contract: tests/contracts/bambuddy/CONTRACT.md).
 
 BAMBUDDY_BASE_URL is the API root and ends in /api/v1 (http://bambuddy:8000/api/v1); the
 server root alone is accepted too and normalised. Auth: an API key in X-API-Key (the key

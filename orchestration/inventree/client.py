@@ -1,6 +1,6 @@
 """InvenTree behind one small class, over the `inventree` client library (0.25, server API 479).
 
-Contract: ../shared/contracts/inventree/CONTRACT.md. What this class adds to the library:
+Contract: tests/contracts/inventree/CONTRACT.md. What this class adds to the library:
 - lookups always raise on HTTP errors (the library's list() returns [] otherwise, which would
   make a failed lookup look like "not found" and breed duplicates);
 - idempotent calls (lookups, PATCHes) are retried on connection errors and 5xx; creates are

@@ -1,5 +1,5 @@
 """The sync API over real HTTP. Webhook payloads and the header Bambuddy can send come from
-../shared/contracts/bambuddy/webhook_payloads.json and CONTRACT.md ("Outgoing webhook")."""
+tests/contracts/bambuddy/webhook_payloads.json and CONTRACT.md ("Outgoing webhook")."""
 
 import json
 from pathlib import Path
@@ -13,7 +13,7 @@ from orchestration.sensors import sync_requests_sensor
 
 from .conftest import daemon_alive
 
-PAYLOADS = json.loads((Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "bambuddy" /
+PAYLOADS = json.loads((Path(__file__).resolve().parents[1] / "contracts" / "bambuddy" /
                        "webhook_payloads.json").read_text())
 
 

@@ -1,4 +1,4 @@
-"""BambuddyClient over real HTTP against the stand-in. Contract: ../shared/contracts/bambuddy/
+"""BambuddyClient over real HTTP against the stand-in. Contract: tests/contracts/bambuddy/
 CONTRACT.md (paging, auth, thumbnails, PATCH) and transcripts 01-03, 25, 41-57."""
 
 import socket

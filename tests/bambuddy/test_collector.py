@@ -1,5 +1,5 @@
 """The collector and the Dagster asset bambuddy_archives against the stand-in, writing real
-SQLite raw tables. Behaviour of Bambuddy from ../shared/contracts/bambuddy/CONTRACT.md: list
+SQLite raw tables. Behaviour of Bambuddy from tests/contracts/bambuddy/CONTRACT.md: list
 ordering without total, reprints reuse the archive row, print log as the run history, soft delete."""
 
 import sqlite3

@@ -1,6 +1,6 @@
 """The Bambuddy stand-in against the recording of the real server, and the client against the
-real server's OpenAPI. Contract files: ../shared/contracts/bambuddy/transcripts/*.json,
-../shared/contracts/bambuddy/openapi.json, ../shared/contracts/bambuddy/CONTRACT.md."""
+real server's OpenAPI. Contract files: tests/contracts/bambuddy/transcripts/*.json,
+tests/contracts/bambuddy/openapi.json, tests/contracts/bambuddy/CONTRACT.md."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,7 @@ import requests
 from tests.contract_shape import same_shape
 from tests.fakes.bambuddy import FakeBambuddy
 
-CONTRACT = Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "bambuddy"
+CONTRACT = Path(__file__).resolve().parents[1] / "contracts" / "bambuddy"
 TRANSCRIPTS = sorted((CONTRACT / "transcripts").glob("*.json"))
 # Routes the stand-in does not serve (notification providers; the product only receives the webhook).
 OUT_OF_SCOPE = {

@@ -23,7 +23,7 @@ from tests.fakes.bambuddy import FakeBambuddy
 from tests.fakes.inventree import FakeInvenTree
 
 BAMBUDDY_ADMIN = ("admin", "Demo-Admin-Pass-1!")
-TRANSCRIPTS = demo_init.Path(__file__).resolve().parents[3] / "shared" / "contracts" / "bambuddy" / "transcripts"
+TRANSCRIPTS = demo_init.Path(__file__).resolve().parents[1] / "contracts" / "bambuddy" / "transcripts"
 
 
 @pytest.fixture

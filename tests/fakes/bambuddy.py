@@ -1,4 +1,4 @@
-"""A stand-in for Bambuddy 1.2.5.2, built from ../shared/contracts/bambuddy/ (CONTRACT.md, the
+"""A stand-in for Bambuddy 1.2.5.2, built from tests/contracts/bambuddy/ (CONTRACT.md, the
 transcripts and openapi.json): the archive, print-log, printer and auth routes this product uses,
 with the same shapes, ordering (created_at DESC, no total on archives), paging, auth (API keys
 with scopes, stream tokens for thumbnails), status codes and error bodies.
@@ -386,7 +386,7 @@ class FakeBambuddy(FakeServer):
 
 
     # --- admin routes: auth setup/login, API keys, adding printers (used by deploy/demo_init.py) ---
-    # Recorded contract: ../shared/contracts/bambuddy/CONTRACT.md "Auth", transcripts 30-33 and 63,
+    # Recorded contract: tests/contracts/bambuddy/CONTRACT.md "Auth", transcripts 30-33 and 63,
     # openapi.json (SetupRequest, LoginRequest/LoginResponse, APIKeyCreate/APIKeyCreateResponse,
     # PrinterCreate); messages as in Bambuddy 1.2.5.2 backend/app/api/routes/{auth,api_keys,printers}.py.
     # The MQTT connection test Bambuddy runs before adding a printer is not imitated.

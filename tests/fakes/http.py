@@ -2,7 +2,7 @@
 request log, and fault injection (status codes, delays, dropped connections, a failure rate).
 
 The stand-ins themselves (bambuddy.py, inventree.py) only describe routes and payloads, which
-come from the recorded contracts in ../shared/contracts/.
+come from the recorded contracts in tests/contracts/.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A stand-in for InvenTree 1.4 (API 479), built from ../shared/contracts/inventree/ (CONTRACT.md,
+"""A stand-in for InvenTree 1.4 (API 479), built from tests/contracts/inventree/ (CONTRACT.md,
 curl and client transcripts, schema.yml): the endpoints this product uses, with the recorded
 shapes, validation, error bodies and surprises (duplicate IPNs allowed, case-insensitive IPN and
 batch filters, stock create answering a list, invalid stock status silently stored as 10,

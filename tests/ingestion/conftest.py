@@ -9,13 +9,13 @@ from ingestion.config import LoggerSettings, PrinterConfig
 from ingestion.devbroker import DevBroker
 from ingestion.simulator import BrokerAddress, Simulator
 
-# Real printer reports (sources in ../shared/contracts/mqtt/samples/SOURCES.md).
-SAMPLES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "mqtt" / "samples"
+# Real printer reports (sources in tests/contracts/mqtt/samples/SOURCES.md).
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "contracts" / "mqtt" / "samples"
 
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    assert SAMPLES_DIR.is_dir(), f"contract samples missing at {SAMPLES_DIR} (shared/ must sit beside the repo)"
+    assert SAMPLES_DIR.is_dir(), f"contract samples missing at {SAMPLES_DIR} (tests/contracts/ is the repository copy)"
     return SAMPLES_DIR
 
 

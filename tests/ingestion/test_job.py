@@ -1,4 +1,4 @@
-"""JobTracker decisions that the scenarios do not reach. Contract: ../shared/contracts/mqtt/PROTOCOL.md
+"""JobTracker decisions that the scenarios do not reach. Contract: tests/contracts/mqtt/PROTOCOL.md
 sections 5-7 (sticky end states, identity taken at start); the reports here are synthetic."""
 
 from datetime import datetime, timedelta, timezone

@@ -1,5 +1,5 @@
-"""Report parsing and merging. Contract: ../shared/contracts/mqtt/PROTOCOL.md section 4 and the
-real samples in ../shared/contracts/mqtt/samples/ (see SOURCES.md)."""
+"""Report parsing and merging. Contract: tests/contracts/mqtt/PROTOCOL.md section 4 and the
+real samples in tests/contracts/mqtt/samples/ (see SOURCES.md)."""
 
 import json
 

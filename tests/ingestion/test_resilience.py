@@ -1,5 +1,5 @@
 """The logger loses nothing and invents nothing across broker restarts, logger restarts, SIGTERM
-and bad payloads. Protocol facts from ../shared/contracts/mqtt/PROTOCOL.md (sticky FINISH, pushall
+and bad payloads. Protocol facts from tests/contracts/mqtt/PROTOCOL.md (sticky FINISH, pushall
 on reconnect, pitfalls 2, 3 and 7); the mid-print deltas here are synthetic."""
 
 import os

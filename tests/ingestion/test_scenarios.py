@@ -1,5 +1,5 @@
 """Each simulator scenario through a real mosquitto (TLS + password) into the logger yields
-exactly the expected job rows. The lifecycle rules come from ../shared/contracts/mqtt/PROTOCOL.md
+exactly the expected job rows. The lifecycle rules come from tests/contracts/mqtt/PROTOCOL.md
 sections 5-7; scenarios without a real capture are synthetic (see ingestion/scenarios.py)."""
 
 import json

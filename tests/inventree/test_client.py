@@ -1,5 +1,5 @@
 """InvenTreeClient (over the `inventree` library) against the stand-in over real HTTP.
-Contract: ../shared/contracts/inventree/CONTRACT.md (surprises 1-4, client notes) and
+Contract: tests/contracts/inventree/CONTRACT.md (surprises 1-4, client notes) and
 transcripts/client/c04, c10, c30, c33/c34, c43-c47, c50."""
 
 import logging

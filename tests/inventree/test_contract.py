@@ -1,6 +1,6 @@
 """The InvenTree stand-in against the recording of the real server (curl transcripts, replayed in
 their recorded order on one fresh server), and the client's paths against the real schema.
-Contract files: ../shared/contracts/inventree/transcripts/curl/*.json, schema.yml, CONTRACT.md."""
+Contract files: tests/contracts/inventree/transcripts/curl/*.json, schema.yml, CONTRACT.md."""
 
 import base64
 import json
@@ -13,7 +13,7 @@ from tests.contract_shape import same_shape
 from tests.fakes.bambuddy import PNG_1PX
 from tests.fakes.inventree import FakeInvenTree
 
-CONTRACT = Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "inventree"
+CONTRACT = Path(__file__).resolve().parents[1] / "contracts" / "inventree"
 OUT_OF_SCOPE = {
     "08_options_parameter_template.json": "OPTIONS metadata: the product never asks for it",
     "09_options_part.json": "OPTIONS metadata: the product never asks for it",

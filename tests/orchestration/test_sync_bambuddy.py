@@ -1,6 +1,6 @@
 """sync_prints end to end with Bambuddy as the source of truth: stand-ins for Bambuddy and
-InvenTree over real HTTP, the real job in process. Contracts: ../shared/contracts/bambuddy/
-CONTRACT.md (reprints, external_url, thumbnails) and ../shared/contracts/inventree/CONTRACT.md
+InvenTree over real HTTP, the real job in process. Contracts: tests/contracts/bambuddy/
+CONTRACT.md (reprints, external_url, thumbnails) and tests/contracts/inventree/CONTRACT.md
 (part web URL /web/part/<pk>/, images, parameters with units)."""
 
 import pytest

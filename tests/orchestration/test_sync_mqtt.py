@@ -1,5 +1,5 @@
 """sync_prints end to end in MQTT-only mode (no BAMBUDDY_BASE_URL): raw logger rows -> dbt ->
-InvenTree stand-in. InvenTree behaviour from ../shared/contracts/inventree/CONTRACT.md."""
+InvenTree stand-in. InvenTree behaviour from tests/contracts/inventree/CONTRACT.md."""
 
 from .conftest import add_mqtt_job, ledger_rows, run_sync
 

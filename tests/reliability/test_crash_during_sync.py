@@ -2,8 +2,8 @@
 item per print, parameters, image and link right, the ledger consistent. The stand-ins kill the
 syncing subprocess from inside the request that marks the step, before or after committing it.
 
-Contracts: ../shared/contracts/inventree/CONTRACT.md (POST /api/part/, /api/stock/, /api/parameter/,
-image upload by PATCH /api/part/<pk>/) and ../shared/contracts/bambuddy/CONTRACT.md
+Contracts: tests/contracts/inventree/CONTRACT.md (POST /api/part/, /api/stock/, /api/parameter/,
+image upload by PATCH /api/part/<pk>/) and tests/contracts/bambuddy/CONTRACT.md
 (PATCH /api/v1/archives/<id> external_url)."""
 
 import os

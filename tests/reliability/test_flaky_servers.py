@@ -1,7 +1,7 @@
 """Flaky stand-ins: 20 % of all requests to InvenTree and Bambuddy answer 500/502/503, reset the
 connection, stall past the client timeout or answer slowly, over 200 prints. After the retries
 and later runs every print is in stock exactly once and every archive is linked.
-Contracts: ../shared/contracts/inventree/CONTRACT.md, ../shared/contracts/bambuddy/CONTRACT.md
+Contracts: tests/contracts/inventree/CONTRACT.md, tests/contracts/bambuddy/CONTRACT.md
 (status codes and error bodies of the real servers; the faults are injected on top of them)."""
 
 import pytest

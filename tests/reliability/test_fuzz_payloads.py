@@ -1,6 +1,6 @@
 """Fuzzing the MQTT logger (issue #9): well over 10,000 generated and mutated payloads, all built
-from the real printer reports in ../shared/contracts/mqtt/samples/ (sources in SOURCES.md, protocol
-notes in ../shared/contracts/mqtt/PROTOCOL.md), go through the logger's real processing path.
+from the real printer reports in tests/contracts/mqtt/samples/ (sources in SOURCES.md, protocol
+notes in tests/contracts/mqtt/PROTOCOL.md), go through the logger's real processing path.
 
 Kinds of input: JSON reports with mutated values and types (None, bool, huge/negative ints,
 NaN/Infinity, unicode and lone surrogates, nested garbage, removed keys, deep nesting), byte-level
@@ -37,7 +37,7 @@ from ingestion.protocol import MAX_PAYLOAD_BYTES, BadPayload, is_status_report, 
 from ingestion.raw_schema import ENDED_JOB_STATUSES
 from ingestion.store import truncate_payload
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "mqtt" / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "contracts" / "mqtt" / "samples"
 SAMPLES: dict[str, bytes] = {p.name: p.read_bytes() for p in sorted(SAMPLES_DIR.glob("*.json"))}
 REPORTS: dict[str, dict] = {name: json.loads(raw) for name, raw in SAMPLES.items()}
 STATUS_SAMPLES = sorted(n for n, d in REPORTS.items() if is_status_report(d))

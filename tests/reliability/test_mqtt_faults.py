@@ -1,9 +1,9 @@
 """MQTT-side faults: a printer that falls asleep mid-print and comes back finished, and a logger
 killed with -9 in the middle of a flood of reports while jobs end. Every job is recorded once,
 with the right status and the end time at which the logger first saw the end state.
-Protocol facts from ../shared/contracts/mqtt/PROTOCOL.md (section 9: a sleeping printer is
+Protocol facts from tests/contracts/mqtt/PROTOCOL.md (section 9: a sleeping printer is
 silent, no last-will; sticky FINISH/FAILED re-delivered on every pushall); the reports are the
-simulator's, built from ../shared/contracts/mqtt/samples/. Broker: real mosquitto, TLS + password.
+simulator's, built from tests/contracts/mqtt/samples/. Broker: real mosquitto, TLS + password.
 """
 
 import signal

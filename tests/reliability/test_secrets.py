@@ -10,13 +10,13 @@ echo counts too):
 - exception messages of the clients and the settings, reprs of settings objects,
 - every answer of the sync API, error answers included.
 
-Stand-ins: tests/fakes/inventree.py (contract: ../shared/contracts/inventree/CONTRACT.md, token
+Stand-ins: tests/fakes/inventree.py (contract: tests/contracts/inventree/CONTRACT.md, token
 auth "Authorization: Token <t>", 401 {"detail": "Invalid token."}) and tests/fakes/bambuddy.py
-(contract: ../shared/contracts/bambuddy/CONTRACT.md "Auth": X-API-Key, 401/403 details, camera
+(contract: tests/contracts/bambuddy/CONTRACT.md "Auth": X-API-Key, 401/403 details, camera
 stream tokens for thumbnails). The webhook header Bambuddy sends ("Authorization: Bearer <secret>")
-is from ../shared/contracts/bambuddy/CONTRACT.md "Outgoing webhook". The MQTT part uses a real
+is from tests/contracts/bambuddy/CONTRACT.md "Outgoing webhook". The MQTT part uses a real
 broker (ingestion/devbroker.py) whose password plays the printer's access code, as on a printer
-(../shared/contracts/mqtt/PROTOCOL.md section 1).
+(tests/contracts/mqtt/PROTOCOL.md section 1).
 """
 
 from __future__ import annotations

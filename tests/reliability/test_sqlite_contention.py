@@ -2,7 +2,7 @@
 second while dbt builds the warehouse from it and the push runs, all in one DATA_DIR. No
 "database is locked" on either side, no lost message, no lost job, every ended job in stock once.
 Broker: real mosquitto (TLS + password); InvenTree: the stand-in built from
-../shared/contracts/inventree/CONTRACT.md and its transcripts."""
+tests/contracts/inventree/CONTRACT.md and its transcripts."""
 
 import os
 import sqlite3
