@@ -31,6 +31,8 @@ from inventree.stock import StockItem, StockLocation
 
 from orchestration.settings import VALID_STOCK_STATUSES
 
+from .text import clean_line, clean_notes
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -242,13 +244,16 @@ class InvenTreeClient:
     def find_parts_by_ipn(self, ipn: str) -> list[PartRef]:
         """Every part with this IPN (duplicates are allowed), lowest pk first."""
         api = self.api
+        ipn = clean_line(ipn, 100)  # looked up as it is stored
         parts = self._read(lambda: Part.list(api, IPN=ipn, raise_error=True), "look up parts by IPN")
         # the server filter is case-insensitive exact; say so explicitly here too
         found = [_part(p) for p in parts if str(p["IPN"] or "").lower() == ipn.lower()]
         return sorted(found, key=lambda p: p.pk)
 
     def create_part(self, *, name: str, ipn: str, description: str, category: int | None) -> PartRef:
-        data = {"name": name[:100], "IPN": ipn, "description": description[:250], "active": True,
+        # every text through the server's rules (text.py), so a print name never gets a 400
+        data = {"name": clean_line(name, 100), "IPN": clean_line(ipn, 100), "description": clean_line(description, 250),
+                "active": True,
                 "component": True, "trackable": False, "purchaseable": False, "salable": False, "assembly": False}
         if category is not None:
             data["category"] = category
@@ -257,6 +262,7 @@ class InvenTreeClient:
 
     # --- stock --------------------------------------------------------------------------
     def find_stock_by_batch(self, batch: str, part: int | None = None) -> list[StockRef]:
+        batch = clean_line(batch, 100)  # looked up as it is stored
         params: dict[str, Any] = {"batch": batch, "raise_error": True}
         if part is not None:
             params["part"] = part
@@ -270,7 +276,8 @@ class InvenTreeClient:
         if status not in VALID_STOCK_STATUSES:
             # InvenTree would silently store 10 (CONTRACT.md surprise 3)
             raise InvenTreeValidationError(f"stock status {status} is not valid: fix INVENTREE_STOCK_STATUS")
-        data = {"part": part, "quantity": quantity, "batch": batch, "status": status, "notes": notes[:50000]}
+        data = {"part": part, "quantity": quantity, "batch": clean_line(batch, 100), "status": status,
+                "notes": clean_notes(notes)[:50000]}
         if location is not None:
             data["location"] = location
         api = self.api
