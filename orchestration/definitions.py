@@ -11,12 +11,7 @@ from dagster import Definitions
 
 from orchestration.bambuddy import BambuddyResource, bambuddy_archives
 from orchestration.dbt.assets import dbt_print_history_assets, dbt_resource, raw_printer_jobs
-from orchestration.inventree.assets import (
-    bambuddy_access_check,
-    bambuddy_links,
-    inventree_settings_check,
-    inventree_stock,
-)
+from orchestration.inventree.assets import bambuddy_links, inventree_stock
 from orchestration.inventree.resources import InvenTreeResource
 from orchestration.jobs import sync_prints, transform_print_history
 from orchestration.sensors import all_sensors
@@ -27,7 +22,6 @@ def build_definitions() -> Definitions:
     SyncSettings.from_env()  # fail at load, naming the bad setting, rather than in every run
     return Definitions(
         assets=[raw_printer_jobs, bambuddy_archives, dbt_print_history_assets, inventree_stock, bambuddy_links],
-        asset_checks=[inventree_settings_check, bambuddy_access_check],
         jobs=[sync_prints, transform_print_history],
         sensors=all_sensors,
         resources={

@@ -26,8 +26,10 @@ transform_print_history = define_asset_job(
 )
 
 
-def sync_run_config(archive_ids: list[int] | None = None, force: bool = False,
-                    max_archives: int | None = None) -> dict:
+def sync_run_config(archive_ids: list[int] | None = None, force: bool = False, max_archives: int | None = None,
+                    *, force_archive_ids: list[int] | None = None, full_rescan: bool = False) -> dict:
     """Run config of `sync_prints`; both InvenTree-side assets read the same selection."""
-    config = {"archive_ids": list(archive_ids or []), "force": bool(force), "max_archives": max_archives}
-    return {"ops": {"inventree_stock": {"config": config}, "bambuddy_links": {"config": config}}}
+    config = {"archive_ids": list(archive_ids or []), "force": bool(force), "max_archives": max_archives,
+              "force_archive_ids": list(force_archive_ids or [])}
+    return {"ops": {"inventree_stock": {"config": config}, "bambuddy_links": {"config": config},
+                    "bambuddy_archives": {"config": {"full_rescan": bool(full_rescan)}}}}

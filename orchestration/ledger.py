@@ -1,14 +1,17 @@
 """The sync ledger, DATA_DIR/sync.sqlite3 (the file name users of the original sidecar back up).
 
-One row per print_id with what the push did. It makes reruns cheap; it is never the only
-guard against duplicates (the push looks the stock item up by batch before creating it),
-and it never causes anything to be deleted in InvenTree.
-
-It also holds two small operational tables:
-- sync_runs: one row per Dagster run of the push, with its counts (for /sync/status even
-  while Dagster is down);
-- sync_requests: sync requests written by the HTTP API / webhook and turned into runs by
-  `sync_requests_sensor`.
+The durable work queue and the one source of truth for what is pending (DESIGN.md "The work
+queue"). Storage only: which state follows which lives in orchestration/print_queue.py.
+- sync_ledger: one row per print_id, its state (pending / synced / skipped / retrying /
+  needs_attention) and why, with the InvenTree objects it got;
+- sync_steps: each side effect of a print that is done (part, stock item, parameters, image,
+  link), so a rerun goes on where the last one stopped;
+- sync_requests: intent recorded by triggers (API, webhook, poll, new prints, startup), turned
+  into runs by the scheduler sensor;
+- sync_runs: one row per run of the push with its counts (for /sync/status while Dagster is down);
+- sync_meta: watermarks, the daemon seen last, the last fatal error of each step.
+The ledger is never the only guard against duplicates (stock items are looked up by batch before
+one is created) and never causes anything to be deleted in InvenTree.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-LEDGER_DDL = """
+SCHEMA_VERSION = 2
+STATES = ("pending", "synced", "skipped", "retrying", "needs_attention")
+OPEN_REQUEST = ("pending", "launched")
+
+LEDGER_DDL = f"""
 CREATE TABLE IF NOT EXISTS sync_ledger (
     print_id          TEXT PRIMARY KEY,
     archive_id        INTEGER,
@@ -30,54 +37,83 @@ CREATE TABLE IF NOT EXISTS sync_ledger (
     ipn               TEXT,
     part_pk           INTEGER,
     stock_item_pk     INTEGER,
-    state             TEXT NOT NULL CHECK (state IN ('pending', 'synced', 'skipped', 'failed')),
-    reason            TEXT,
-    attempts          INTEGER NOT NULL DEFAULT 0,
+    state             TEXT NOT NULL CHECK (state IN ({", ".join(repr(s) for s in STATES)})),
+    reason            TEXT,      -- why skipped / retrying / needs_attention
+    fix               TEXT,      -- what makes a needs_attention print go on
+    step              TEXT,      -- the step that failed or waits
+    attempts          INTEGER NOT NULL DEFAULT 0,   -- consecutive failed attempts
     last_error        TEXT,
+    next_attempt_at   TEXT,
+    fingerprint       TEXT,      -- the print's data + settings when it was last decided
     first_attempt_at  TEXT NOT NULL,
     last_attempt_at   TEXT NOT NULL,
     synced_at         TEXT,
-    link_state        TEXT,      -- written / kept_foreign / disabled / failed / not_applicable
+    link_state        TEXT,      -- written / kept_foreign / archive_gone / disabled
     link_url          TEXT,
     link_written_at   TEXT,
     dagster_run_id    TEXT
 );
-CREATE INDEX IF NOT EXISTS ix_sync_ledger_state ON sync_ledger(state);
+CREATE INDEX IF NOT EXISTS ix_sync_ledger_state ON sync_ledger(state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS ix_sync_ledger_archive ON sync_ledger(archive_id);
+
+CREATE TABLE IF NOT EXISTS sync_steps (
+    print_id   TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    done_at    TEXT NOT NULL,
+    detail     TEXT,
+    PRIMARY KEY (print_id, step)
+);
 
 CREATE TABLE IF NOT EXISTS sync_runs (
     run_id        TEXT PRIMARY KEY,
     started_at    TEXT NOT NULL,
     finished_at   TEXT,
-    status        TEXT NOT NULL,      -- running / success / failure
+    status        TEXT NOT NULL,      -- running / pushed / success / failure
     created       INTEGER NOT NULL DEFAULT 0,
     reused        INTEGER NOT NULL DEFAULT 0,
     skipped       INTEGER NOT NULL DEFAULT 0,
     failed        INTEGER NOT NULL DEFAULT 0,
     links         INTEGER NOT NULL DEFAULT 0,
-    request_ids   TEXT,               -- JSON list of sync_requests ids served by the run
-    details_json  TEXT                -- per-print outcomes (print_id, outcome, part, stock item, error)
+    request_ids   TEXT,
+    details_json  TEXT,
+    error         TEXT
 );
 
 CREATE TABLE IF NOT EXISTS sync_requests (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind          TEXT NOT NULL,      -- archive / backfill / webhook / poll / startup
-    archive_ids   TEXT,               -- JSON list or NULL for "everything new"
+    kind          TEXT NOT NULL,      -- archive / backfill / webhook / poll / startup / finished_prints / retry
+    archive_ids   TEXT,               -- JSON list or NULL for "everything pending"
     force         INTEGER NOT NULL DEFAULT 0,
     max_archives  INTEGER,
     created_at    TEXT NOT NULL,
-    status        TEXT NOT NULL DEFAULT 'pending',  -- pending / launched
+    status        TEXT NOT NULL DEFAULT 'pending',  -- pending / launched / done / failed
     run_id        TEXT,
-    launched_at   TEXT
+    launched_at   TEXT,
+    launch_id     TEXT,
+    not_before    TEXT,
+    finished_at   TEXT,
+    error         TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_sync_requests_status ON sync_requests(status);
-"""
 
-STATES = ("pending", "synced", "skipped", "failed")
+CREATE TABLE IF NOT EXISTS sync_meta (
+    key        TEXT PRIMARY KEY,
+    value      TEXT,
+    updated_at TEXT NOT NULL
+);
+"""
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp(datetime.now(timezone.utc))
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def stamp_in(seconds: float) -> str:
+    return stamp(datetime.now(timezone.utc) + timedelta(seconds=seconds))
 
 
 @dataclass(frozen=True)
@@ -85,27 +121,38 @@ class LedgerEntry:
     print_id: str
     state: str
     archive_id: int | None
+    run_no: int | None
     batch: str | None
     ipn: str | None
     part_pk: int | None
     stock_item_pk: int | None
     attempts: int
     reason: str | None
+    fix: str | None
+    step: str | None
     last_error: str | None
+    next_attempt_at: str | None
+    fingerprint: str | None
     link_state: str | None
     link_url: str | None
     last_attempt_at: str
     synced_at: str | None
 
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+_ENTRY_FIELDS = [f.name for f in fields(LedgerEntry)]
+
 
 class Ledger:
-    """Small, synchronous access to sync.sqlite3. One short transaction per write."""
+    """Small, synchronous access to sync.sqlite3. One short transaction per call."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
-            conn.executescript(LEDGER_DDL)
+            _migrate(conn)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -118,7 +165,18 @@ class Ledger:
         finally:
             conn.close()
 
-    # --- per print -------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    # --- prints ------------------------------------------------------------------------
     def get(self, print_id: str) -> LedgerEntry | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM sync_ledger WHERE print_id = ?", (print_id,)).fetchone()
@@ -126,75 +184,51 @@ class Ledger:
 
     def entries(self, print_ids: list[str] | None = None) -> dict[str, LedgerEntry]:
         with self._connect() as conn:
-            rows = conn.execute("SELECT * FROM sync_ledger").fetchall()
-        wanted = None if print_ids is None else set(print_ids)
-        return {r["print_id"]: _entry(r) for r in rows if wanted is None or r["print_id"] in wanted}
+            if print_ids is None:
+                rows = conn.execute("SELECT * FROM sync_ledger").fetchall()
+            else:
+                rows = []
+                for chunk in range(0, len(print_ids), 500):
+                    ids = print_ids[chunk:chunk + 500]
+                    rows += conn.execute(f"SELECT * FROM sync_ledger WHERE print_id IN ({','.join('?' * len(ids))})",
+                                         ids).fetchall()
+        return {r["print_id"]: _entry(r) for r in rows}
 
-    def record_attempt(self, print_id: str, *, archive_id: int | None, run_no: int | None,
-                       batch: str | None, ipn: str | None, run_id: str | None) -> None:
-        """Mark the start of an attempt (state pending unless it already synced)."""
+    def for_archive(self, archive_id: int) -> list[LedgerEntry]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM sync_ledger WHERE archive_id = ? ORDER BY run_no, print_id",
+                                (archive_id,)).fetchall()
+        return [_entry(r) for r in rows]
+
+    def in_states(self, states: tuple[str, ...], *, due_by: str | None = None,
+                  limit: int | None = None) -> list[LedgerEntry]:
+        """Prints in these states; with due_by, retrying ones only when their next attempt is due."""
+        where = f"state IN ({','.join('?' * len(states))})"
+        args: list[Any] = list(states)
+        if due_by is not None:
+            where += " AND (state != 'retrying' OR next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            args.append(due_by)
+        sql = f"SELECT * FROM sync_ledger WHERE {where} ORDER BY last_attempt_at, print_id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._connect() as conn:
+            return [_entry(r) for r in conn.execute(sql, args).fetchall()]
+
+    def upsert(self, print_id: str, *, state: str, **values: Any) -> None:
+        """Insert the print in `state`, or set the given columns (the state machine decides which)."""
         now = utc_now()
+        values = {"state": state, "last_attempt_at": now, **values}
+        cols = list(values)
         with self._connect() as conn:
             conn.execute(
-                """INSERT INTO sync_ledger (print_id, archive_id, run_no, batch, ipn, state, attempts,
-                                            first_attempt_at, last_attempt_at, dagster_run_id)
-                   VALUES (?, ?, ?, ?, ?, 'pending', 1, ?, ?, ?)
-                   ON CONFLICT(print_id) DO UPDATE SET
-                       attempts = attempts + 1, last_attempt_at = excluded.last_attempt_at,
-                       batch = excluded.batch, ipn = excluded.ipn,
-                       dagster_run_id = excluded.dagster_run_id,
-                       state = CASE WHEN state = 'synced' THEN 'synced' ELSE 'pending' END""",
-                (print_id, archive_id, run_no, batch, ipn, now, now, run_id),
+                f"""INSERT INTO sync_ledger (print_id, first_attempt_at, {", ".join(cols)})
+                    VALUES (?, ?, {", ".join("?" * len(cols))})
+                    ON CONFLICT(print_id) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in cols)}""",
+                (print_id, now, *values.values()),
             )
 
-    def record_part(self, print_id: str, part_pk: int) -> None:
-        self._update(print_id, part_pk=part_pk)
-
-    def record_stock_item(self, print_id: str, stock_item_pk: int) -> None:
-        # Written right after the stock item exists, before parameters and image, so a crash
-        # later in the print's sync still knows the item (the batch lookup is the backstop).
-        self._update(print_id, stock_item_pk=stock_item_pk)
-
-    def mark_synced(self, print_id: str, *, part_pk: int, stock_item_pk: int) -> None:
-        now = utc_now()
-        self._update(print_id, state="synced", part_pk=part_pk, stock_item_pk=stock_item_pk,
-                     last_error=None, reason=None, synced_at=now)
-
-    def mark_skipped(self, print_id: str, reason: str, *, archive_id: int | None = None,
-                     batch: str | None = None, run_id: str | None = None) -> None:
-        now = utc_now()
-        with self._connect() as conn:
-            conn.execute(
-                """INSERT INTO sync_ledger (print_id, archive_id, batch, state, reason, attempts,
-                                            first_attempt_at, last_attempt_at, dagster_run_id)
-                   VALUES (?, ?, ?, 'skipped', ?, 0, ?, ?, ?)
-                   ON CONFLICT(print_id) DO UPDATE SET
-                       state = CASE WHEN state = 'synced' THEN 'synced' ELSE 'skipped' END,
-                       reason = excluded.reason, last_attempt_at = excluded.last_attempt_at""",
-                (print_id, archive_id, batch, reason, now, now, run_id),
-            )
-
-    def mark_failed(self, print_id: str, error: str) -> None:
-        with self._connect() as conn:
-            conn.execute(
-                """UPDATE sync_ledger SET last_error = ?, last_attempt_at = ?,
-                       state = CASE WHEN state = 'synced' THEN 'synced' ELSE 'failed' END
-                   WHERE print_id = ?""",
-                (error, utc_now(), print_id),
-            )
-
-    def record_link(self, print_id: str, link_state: str, url: str | None, error: str | None = None) -> None:
-        written_at = utc_now() if link_state == "written" else None
-        with self._connect() as conn:
-            conn.execute(
-                """UPDATE sync_ledger SET link_state = ?, link_url = ?,
-                       link_written_at = COALESCE(?, link_written_at),
-                       last_error = COALESCE(?, last_error)
-                   WHERE print_id = ?""",
-                (link_state, url, written_at, error, print_id),
-            )
-
-    def _update(self, print_id: str, **values: object) -> None:
+    def update(self, print_id: str, **values: Any) -> None:
+        """Change some columns of a print the ledger already holds."""
         cols = ", ".join(f"{k} = ?" for k in values)
         with self._connect() as conn:
             conn.execute(f"UPDATE sync_ledger SET {cols} WHERE print_id = ?", (*values.values(), print_id))
@@ -209,53 +243,85 @@ class Ledger:
     def recent(self, state: str, limit: int = 10) -> list[LedgerEntry]:
         order = "synced_at" if state == "synced" else "last_attempt_at"
         with self._connect() as conn:
-            rows = conn.execute(
-                f"SELECT * FROM sync_ledger WHERE state = ? ORDER BY {order} DESC LIMIT ?", (state, limit)
-            ).fetchall()
+            rows = conn.execute(f"SELECT * FROM sync_ledger WHERE state = ? ORDER BY {order} DESC LIMIT ?",
+                                (state, limit)).fetchall()
         return [_entry(r) for r in rows]
+
+    def next_due(self) -> str | None:
+        """The earliest next attempt of a retrying print (the scheduler wakes for it)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT MIN(next_attempt_at) FROM sync_ledger WHERE state = 'retrying'").fetchone()
+        return row[0]
+
+    # --- steps -------------------------------------------------------------------------
+    def steps_done(self, print_id: str) -> dict[str, dict]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT step, detail FROM sync_steps WHERE print_id = ?", (print_id,)).fetchall()
+        return {r["step"]: json.loads(r["detail"] or "{}") for r in rows}
+
+    def step_done(self, print_id: str, step: str, detail: dict | None = None) -> None:
+        with self._connect() as conn:
+            conn.execute("""INSERT INTO sync_steps (print_id, step, done_at, detail) VALUES (?, ?, ?, ?)
+                            ON CONFLICT(print_id, step) DO UPDATE SET done_at = excluded.done_at,
+                                                                      detail = excluded.detail""",
+                         (print_id, step, utc_now(), json.dumps(detail or {})))
+
+    def forget_step(self, print_id: str, step: str) -> None:
+        with self._connect() as conn:
+            conn.execute("DELETE FROM sync_steps WHERE print_id = ? AND step = ?", (print_id, step))
+
+    # --- meta --------------------------------------------------------------------------
+    def meta(self, key: str, default: Any = None) -> Any:
+        with self._connect() as conn:
+            row = conn.execute("SELECT value FROM sync_meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row and row[0] is not None else default
+
+    def set_meta(self, key: str, value: Any, conn: sqlite3.Connection | None = None) -> None:
+        sql = ("INSERT INTO sync_meta (key, value, updated_at) VALUES (?, ?, ?) "
+               "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
+        args = (key, json.dumps(value), utc_now())
+        if conn is not None:
+            conn.execute(sql, args)
+            return
+        with self._connect() as own:
+            own.execute(sql, args)
+
+    def metas(self, prefix: str) -> dict[str, Any]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT key, value FROM sync_meta WHERE key LIKE ?", (prefix + "%",)).fetchall()
+        return {r["key"][len(prefix):]: json.loads(r["value"]) for r in rows if r["value"] is not None}
 
     # --- runs --------------------------------------------------------------------------
     def start_run(self, run_id: str, request_ids: list[int] | None = None) -> None:
-        """Record a push run, and tie the sync requests it serves to it (the API waits on that)."""
         now = utc_now()
         with self._connect() as conn:
             conn.execute(
                 """INSERT INTO sync_runs (run_id, started_at, status, request_ids) VALUES (?, ?, 'running', ?)
                    ON CONFLICT(run_id) DO UPDATE SET status = 'running'""",
-                (run_id, now, json.dumps(request_ids or [])),
-            )
-            conn.executemany(
-                "UPDATE sync_requests SET status = 'launched', run_id = ?, launched_at = COALESCE(launched_at, ?) "
-                "WHERE id = ?", [(run_id, now, rid) for rid in request_ids or []])
+                (run_id, now, json.dumps(request_ids or [])))
+            conn.executemany("UPDATE sync_requests SET run_id = ? WHERE id = ?",
+                             [(run_id, rid) for rid in request_ids or []])
 
-    def run_for_request(self, request_id: int) -> dict | None:
-        request = self.request(request_id)
-        if request is None or not request.get("run_id"):
-            return None
-        return self.run(request["run_id"])
-
-    def pending_request(self, kind: str) -> dict | None:
-        """A request of this kind still waiting to be launched (webhook bursts reuse it)."""
-        with self._connect() as conn:
-            row = conn.execute("SELECT * FROM sync_requests WHERE kind = ? AND status = 'pending' "
-                               "ORDER BY id DESC LIMIT 1", (kind,)).fetchone()
-        return _request(row) if row else None
-
-    def finish_run(self, run_id: str, *, status: str, counts: dict[str, int], details: list[dict]) -> None:
+    def finish_run(self, run_id: str, *, status: str, counts: dict[str, int], details: list[dict],
+                   error: str | None = None) -> None:
         with self._connect() as conn:
             conn.execute(
                 """UPDATE sync_runs SET finished_at = ?, status = ?, created = ?, reused = ?, skipped = ?,
-                       failed = ?, links = ?, details_json = ? WHERE run_id = ?""",
-                (utc_now(), status, counts.get("created", 0), counts.get("reused", 0),
-                 counts.get("skipped", 0), counts.get("failed", 0), counts.get("links", 0),
-                 json.dumps(details), run_id),
-            )
+                       failed = ?, links = ?, details_json = ?, error = ? WHERE run_id = ?""",
+                (utc_now(), status, counts.get("created", 0), counts.get("reused", 0), counts.get("skipped", 0),
+                 counts.get("failed", 0), counts.get("links", 0), json.dumps(details), error, run_id))
 
-    def complete_run(self, run_id: str, *, status: str, links: int = 0) -> None:
-        """The last step of a sync run (bambuddy_links) settles its status."""
+    def complete_run(self, run_id: str, *, status: str, links: int = 0, error: str | None = None) -> None:
+        """The last step of a sync run settles its status and answers the requests it served."""
+        now = utc_now()
         with self._connect() as conn:
-            conn.execute("UPDATE sync_runs SET status = ?, links = ?, finished_at = ? WHERE run_id = ?",
-                         (status, links, utc_now(), run_id))
+            conn.execute("UPDATE sync_runs SET status = ?, links = ?, finished_at = ?, error = COALESCE(?, error) "
+                         "WHERE run_id = ?", (status, links, now, error, run_id))
+            conn.execute("UPDATE sync_requests SET status = ?, finished_at = ?, error = ? "
+                         "WHERE run_id = ? AND status IN ('pending', 'launched')",
+                         ("done" if status == "success" else "failed", now, error, run_id))
+            if status == "success":  # the scheduler's backoff after failed runs starts over
+                self.set_meta("failed_runs_in_row", 0, conn=conn)
 
     def run(self, run_id: str) -> dict | None:
         with self._connect() as conn:
@@ -269,24 +335,37 @@ class Ledger:
 
     # --- requests ----------------------------------------------------------------------
     def add_request(self, kind: str, *, archive_ids: list[int] | None = None, force: bool = False,
-                    max_archives: int | None = None) -> int:
+                    max_archives: int | None = None, not_before: str | None = None) -> int:
         with self._connect() as conn:
             cur = conn.execute(
-                "INSERT INTO sync_requests (kind, archive_ids, force, max_archives, created_at) VALUES (?, ?, ?, ?, ?)",
-                (kind, json.dumps(archive_ids) if archive_ids is not None else None, int(force),
-                 max_archives, utc_now()),
-            )
+                "INSERT INTO sync_requests (kind, archive_ids, force, max_archives, created_at, not_before) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, json.dumps(archive_ids) if archive_ids is not None else None, int(force), max_archives,
+                 utc_now(), not_before))
             return int(cur.lastrowid)
 
-    def pending_requests(self) -> list[dict]:
+    def requests(self, statuses: tuple[str, ...] = OPEN_REQUEST) -> list[dict]:
         with self._connect() as conn:
-            rows = conn.execute("SELECT * FROM sync_requests WHERE status = 'pending' ORDER BY id").fetchall()
+            rows = conn.execute(f"SELECT * FROM sync_requests WHERE status IN ({','.join('?' * len(statuses))}) "
+                                "ORDER BY id", statuses).fetchall()
         return [_request(r) for r in rows]
 
     def request(self, request_id: int) -> dict | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM sync_requests WHERE id = ?", (request_id,)).fetchone()
         return _request(row) if row else None
+
+    def claim_requests(self, ids: list[int], launch_id: str) -> None:
+        now = utc_now()
+        with self._connect() as conn:
+            conn.executemany("UPDATE sync_requests SET status = 'launched', launch_id = ?, launched_at = ? "
+                             "WHERE id = ? AND status = 'pending'", [(launch_id, now, i) for i in ids])
+
+    def update_requests(self, launch_id: str, **values: Any) -> None:
+        cols = ", ".join(f"{k} = ?" for k in values)
+        with self._connect() as conn:
+            conn.execute(f"UPDATE sync_requests SET {cols} WHERE launch_id = ? AND status = 'launched'",
+                         (*values.values(), launch_id))
 
     def reachable(self) -> bool:
         try:
@@ -297,13 +376,49 @@ class Ledger:
             return False
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Schema 1 (wave 1: states pending/synced/skipped/failed, fewer columns) -> 2, in place."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        old = conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='sync_ledger'").fetchone()
+        if old:
+            conn.execute("ALTER TABLE sync_ledger RENAME TO sync_ledger_v1")
+            conn.execute("DROP INDEX IF EXISTS ix_sync_ledger_state")
+            conn.execute("DROP INDEX IF EXISTS ix_sync_ledger_archive")
+        has_requests = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='sync_requests'").fetchone()
+        for stmt in LEDGER_DDL.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        if has_requests:  # wave-1 requests: add the new columns; launched ones were served or lost
+            have = {r[1] for r in conn.execute("PRAGMA table_info(sync_requests)")}
+            for col in ("launch_id", "not_before", "finished_at", "error"):
+                if col not in have:
+                    conn.execute(f"ALTER TABLE sync_requests ADD COLUMN {col} TEXT")
+            conn.execute("UPDATE sync_requests SET status = 'done' WHERE status = 'launched'")
+            have_runs = {r[1] for r in conn.execute("PRAGMA table_info(sync_runs)")}
+            if "error" not in have_runs:
+                conn.execute("ALTER TABLE sync_runs ADD COLUMN error TEXT")
+        if old:
+            cols = [r[1] for r in conn.execute("PRAGMA table_info(sync_ledger_v1)")]
+            keep = [c for c in cols if c not in ("state",)]
+            conn.execute(f"""INSERT INTO sync_ledger ({", ".join(keep)}, state)
+                             SELECT {", ".join(keep)},
+                                    CASE state WHEN 'failed' THEN 'retrying' ELSE state END
+                             FROM sync_ledger_v1""")
+            conn.execute("DROP TABLE sync_ledger_v1")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def _entry(row: sqlite3.Row) -> LedgerEntry:
-    return LedgerEntry(
-        print_id=row["print_id"], state=row["state"], archive_id=row["archive_id"], batch=row["batch"],
-        ipn=row["ipn"], part_pk=row["part_pk"], stock_item_pk=row["stock_item_pk"], attempts=row["attempts"],
-        reason=row["reason"], last_error=row["last_error"], link_state=row["link_state"],
-        link_url=row["link_url"], last_attempt_at=row["last_attempt_at"], synced_at=row["synced_at"],
-    )
+    return LedgerEntry(**{k: row[k] for k in _ENTRY_FIELDS})
 
 
 def _run(row: sqlite3.Row) -> dict:

@@ -1,45 +1,51 @@
-"""Sensors that make the pipeline run by itself (all on by default).
+"""The one sensor that makes the pipeline run by itself: `sync_scheduler`.
 
-- finished_prints_sensor: a watermark over ended raw MQTT jobs and Bambuddy's print log; one run
-  for a whole burst of finished prints.
-- sync_requests_sensor: turns rows of the ledger's sync_requests table (written by the sync API
-  and its webhook) into runs; its cursor (the last request id served) is committed by Dagster
-  together with the run requests, so a request is launched once.
-- poll_sensor: a sync every POLL_INTERVAL_SECONDS (0 disables it), the first one a period after start.
-- startup_sensor: one sync when the code location starts, when SYNC_ON_STARTUP.
+Each tick it (1) records intent in the ledger — a daemon start (SYNC_ON_STARTUP), newly ended
+prints (the logger's raw table, Bambuddy's print log), a poll period gone by — next to what the
+API and its webhook recorded; (2) settles launched requests against the Dagster instance: a run
+that ended without answering its requests answers them with its error and schedules a retry, a
+launch whose run no instance knows (DAGSTER_HOME reset) is pending again; (3) when no sync run
+is queued or running, turns the pending requests and the due retries into exactly one run.
+
+Nothing here depends on a Dagster cursor: the state is the ledger's, so resetting DAGSTER_HOME or
+DATA_DIR alone, or a code-server restart, loses nothing and repeats nothing.
 """
 
+from __future__ import annotations
 
-import json
 import os
 import sqlite3
+import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 from dagster import (
+    DagsterEventType,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
-    SensorResult,
     SkipReason,
     sensor,
 )
 
 from orchestration.bambuddy import BambuddyClient, BambuddyError
-from orchestration.inventree.assets import REQUEST_IDS_TAG
+from orchestration.inventree.assets import LAUNCH_TAG
 from orchestration.jobs import SYNC_JOB, sync_prints, sync_run_config
-from orchestration.ledger import Ledger
+from orchestration.ledger import Ledger, stamp_in, utc_now
 from orchestration.settings import SyncSettings, _int
 
 # Read at load: sensor intervals are part of the definitions. A bad value names the setting.
 SENSOR_INTERVAL_SECONDS = _int("SENSOR_INTERVAL_SECONDS", os.environ.get("SENSOR_INTERVAL_SECONDS", "5"), minimum=1)
-_POLL = SyncSettings.from_env().poll_interval_seconds
-# Changes with every start of the code location, so startup_sensor fires once per start.
-BOOT_ID = uuid.uuid4().hex
 TRIGGER_TAG = "printfarm/trigger"
-WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
+ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+          DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+LOST_AFTER_SECONDS = 120        # a launch no instance knows after this is launched again
+RUN_RETRY_MAX_SECONDS = 300     # a failed run is retried after 10 s, doubling, at most this
+FULL_RESCAN_KINDS = {"poll", "backfill", "startup"}
 
 
 def mqtt_watermark(print_history_db: Path) -> list:
@@ -64,82 +70,144 @@ def bambuddy_watermark(client: BambuddyClient) -> list:
     return [page["total"], head.get("id"), head.get("status"), head.get("completed_at")]
 
 
-def _sync_waiting(context: SensorEvaluationContext) -> bool:
-    """A sync_prints run that has not started yet will see whatever is new now."""
-    runs = context.instance.get_runs(filters=RunsFilter(job_name=SYNC_JOB, statuses=WAITING), limit=1)
-    return bool(runs)
+def _seconds_since(stamp: str | None) -> float:
+    if not stamp:
+        return float("inf")
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - moment).total_seconds()
+
+
+def request_unscoped(ledger: Ledger, kind: str) -> int:
+    """Intent to sync whatever is new; one waiting request covers any number of triggers."""
+    for r in ledger.requests(("pending",)):
+        if r["archive_ids"] is None and not r["max_archives"] and not r["not_before"]:
+            return r["id"]
+    return ledger.add_request(kind)
+
+
+# --- (1) triggers ---------------------------------------------------------------------------
+def record_triggers(context: SensorEvaluationContext, settings: SyncSettings, ledger: Ledger) -> list[str]:
+    notes: list[str] = []
+    beat = context.instance.get_daemon_heartbeats().get("SENSOR")
+    daemon_id = getattr(beat, "daemon_id", None)
+    if daemon_id and ledger.meta("daemon_id") != daemon_id:
+        # A new daemon process (not a new code server: those restart every minute or so).
+        ledger.set_meta("daemon_id", daemon_id)
+        ledger.set_meta("daemon_starts", ledger.meta("daemon_starts", 0) + 1)
+        if settings.sync_on_startup:
+            ledger.add_request("startup")
+    watermarks = {"mqtt": mqtt_watermark(settings.print_history_db)}
+    if settings.bambuddy_enabled:
+        try:
+            watermarks["bambuddy"] = bambuddy_watermark(BambuddyClient.from_settings(settings))
+        except BambuddyError as exc:
+            notes.append(f"Bambuddy not readable: {exc}")
+    for source, mark in watermarks.items():
+        seen = ledger.meta(f"watermark:{source}")
+        if seen != mark:
+            ledger.set_meta(f"watermark:{source}", mark)
+            if seen is not None:  # the first look only records where things stand
+                request_unscoped(ledger, "finished_prints")
+    if settings.poll_interval_seconds > 0:
+        last = ledger.meta("last_launch_at")
+        if last is None:
+            ledger.set_meta("last_launch_at", utc_now())  # the period starts now
+        elif _seconds_since(last) >= settings.poll_interval_seconds:
+            request_unscoped(ledger, "poll")
+    return notes
+
+
+# --- (2) settle launches ---------------------------------------------------------------------
+def _step_errors(instance, run_id: str) -> tuple[dict[str, str], set[str]]:
+    failed: dict[str, str] = {}
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
+        event = record.event_log_entry.dagster_event
+        error = getattr(event.event_specific_data, "error", None)
+        message = getattr(error, "message", None) or event.message or "step failed"
+        failed[event.step_key] = message.strip().splitlines()[0][:500] if message else "step failed"
+    succeeded = {r.event_log_entry.dagster_event.step_key
+                 for r in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_SUCCESS).records}
+    return failed, succeeded
+
+
+def settle_launches(instance, ledger: Ledger, settings: SyncSettings) -> None:
+    launches: dict[str, list[dict]] = {}
+    for r in ledger.requests(("launched",)):
+        launches.setdefault(r["launch_id"], []).append(r)
+    for launch_id, requests in launches.items():
+        runs = instance.get_runs(filters=RunsFilter(tags={LAUNCH_TAG: launch_id}), limit=1)
+        if not runs:
+            if min(_seconds_since(r["launched_at"]) for r in requests) > LOST_AFTER_SECONDS:
+                ledger.update_requests(launch_id, status="pending", launch_id=None, run_id=None)
+            continue
+        run = runs[0]
+        if any(r["run_id"] != run.run_id for r in requests):
+            ledger.update_requests(launch_id, run_id=run.run_id)
+        if run.status not in FINISHED:
+            continue
+        if run.status == DagsterRunStatus.SUCCESS:  # a run without the links step settles here
+            ledger.update_requests(launch_id, status="done", finished_at=utc_now())
+            continue
+        failed, succeeded = _step_errors(instance, run.run_id)
+        for step in succeeded:
+            ledger.set_meta(f"step_error:{step}", None)
+        for step, message in failed.items():
+            ledger.set_meta(f"step_error:{step}", {"error": message, "run_id": run.run_id, "at": time.time()})
+        error = "; ".join(f"{k}: {v}" for k, v in failed.items()) or f"run {run.status.value.lower()}"
+        ledger.update_requests(launch_id, status="failed", finished_at=utc_now(), error=error)
+        ledger.complete_run(run.run_id, status="failure", error=error)
+        streak = ledger.meta("failed_runs_in_row", 0) + 1
+        ledger.set_meta("failed_runs_in_row", streak)
+        wait = min(settings.sync_retry_base_seconds * 2 ** (streak - 1), RUN_RETRY_MAX_SECONDS)
+        # the intent of the failed requests is not lost: it runs again after a backoff
+        scoped = [r for r in requests if r["archive_ids"] is not None]
+        ledger.add_request("retry", not_before=stamp_in(wait))
+        for r in scoped:
+            ledger.add_request("retry", archive_ids=r["archive_ids"], force=r["force"], not_before=stamp_in(wait))
+
+
+# --- (3) launch -------------------------------------------------------------------------------
+def plan(ledger: Ledger) -> tuple[list[dict], dict] | None:
+    now = utc_now()
+    pending = [r for r in ledger.requests(("pending",)) if not r["not_before"] or r["not_before"] <= now]
+    if not pending:
+        due = ledger.next_due()
+        if due is None or due > now:
+            return None
+        pending = [ledger.request(ledger.add_request("retry"))]
+    group = [pending[0]] if pending[0]["max_archives"] else [r for r in pending if not r["max_archives"]]
+    unscoped = any(r["archive_ids"] is None for r in group)
+    scope = [] if unscoped else sorted({a for r in group for a in r["archive_ids"]})
+    forced = sorted({a for r in group if r["force"] and r["archive_ids"] for a in r["archive_ids"]})
+    config = sync_run_config(scope, force_archive_ids=forced, max_archives=group[0]["max_archives"],
+                             full_rescan=any(r["kind"] in FULL_RESCAN_KINDS for r in group))
+    return group, config
 
 
 @sensor(job=sync_prints, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Starts sync_prints when prints ended (raw MQTT jobs or Bambuddy print log).")
-def finished_prints_sensor(context: SensorEvaluationContext):
+        description="Records what should be synced (daemon start, ended prints, poll, API, webhooks) in "
+                    "the ledger and turns it into at most one queued or running sync_prints run.")
+def sync_scheduler(context: SensorEvaluationContext):
     settings = SyncSettings.from_env()
-    signature: dict[str, list] = {"mqtt": mqtt_watermark(settings.print_history_db)}
-    if settings.bambuddy_enabled:
-        try:
-            signature["bambuddy"] = bambuddy_watermark(BambuddyClient.from_settings(settings))
-        except BambuddyError as exc:
-            return SkipReason(f"Bambuddy not readable: {exc}")
-    cursor = json.dumps(signature, sort_keys=True)
-    if cursor == context.cursor:
-        return SkipReason("no newly ended prints")
-    if context.cursor is None and settings.sync_on_startup:
-        # First look at a fresh instance: startup_sensor syncs what is there; one run, not two.
-        return SensorResult(skip_reason="watermark recorded; startup_sensor syncs at start", cursor=cursor)
-    if _sync_waiting(context):
-        return SkipReason("a sync_prints run is already waiting to start; it will pick this up")
-    return SensorResult(
-        run_requests=[RunRequest(run_config=sync_run_config(), tags={TRIGGER_TAG: "finished_prints"})],
-        cursor=cursor,
-    )
+    ledger = Ledger(settings.ledger_db)
+    notes = record_triggers(context, settings, ledger)
+    settle_launches(context.instance, ledger, settings)
+    active = context.instance.get_runs(filters=RunsFilter(job_name=SYNC_JOB, statuses=ACTIVE), limit=1)
+    if active:
+        return SkipReason(f"run {active[0].run_id} is {active[0].status.value.lower()}; it or the next one "
+                          "takes what is pending")
+    planned = plan(ledger)
+    if planned is None:
+        return SkipReason("; ".join(["nothing pending", *notes]))
+    group, config = planned
+    launch_id = uuid.uuid4().hex
+    ledger.claim_requests([r["id"] for r in group], launch_id)
+    ledger.set_meta("last_launch_at", utc_now())
+    kinds = ",".join(sorted({r["kind"] for r in group}))
+    return RunRequest(run_key=launch_id, run_config=config,
+                      tags={LAUNCH_TAG: launch_id, TRIGGER_TAG: kinds,
+                            "printfarm/request_ids": ",".join(str(r["id"]) for r in group)})
 
 
-@sensor(job=sync_prints, minimum_interval_seconds=2, default_status=DefaultSensorStatus.RUNNING,
-        description="Launches the sync requests written by the sync API (:8088) and its Bambuddy webhook.")
-def sync_requests_sensor(context: SensorEvaluationContext):
-    settings = SyncSettings.from_env()
-    last_served = int(context.cursor or 0)
-    pending = [r for r in Ledger(settings.ledger_db).pending_requests() if r["id"] > last_served]
-    if not pending:
-        return SkipReason("no pending sync requests")
-    # Coalesce: requests asking for the same thing become one run (a burst of webhooks -> one run).
-    groups: dict[tuple, list[int]] = {}
-    for r in pending:
-        key = (tuple(sorted(r["archive_ids"])) if r["archive_ids"] is not None else None,
-               r["force"], r["max_archives"])
-        groups.setdefault(key, []).append(r["id"])
-    requests = []
-    for (archive_ids, force, max_archives), ids in groups.items():
-        kind = ",".join(sorted({r["kind"] for r in pending if r["id"] in ids}))
-        requests.append(RunRequest(
-            run_key=f"sync-requests-{ids[0]}-{ids[-1]}",
-            run_config=sync_run_config(list(archive_ids or []), force, max_archives),
-            tags={REQUEST_IDS_TAG: ",".join(map(str, ids)), TRIGGER_TAG: kind},
-        ))
-    return SensorResult(run_requests=requests, cursor=str(max(r["id"] for r in pending)))
-
-
-@sensor(job=sync_prints, minimum_interval_seconds=max(_POLL, 30),
-        default_status=DefaultSensorStatus.RUNNING if _POLL > 0 else DefaultSensorStatus.STOPPED,
-        description="Periodic full sync every POLL_INTERVAL_SECONDS (0 disables).")
-def poll_sensor(context: SensorEvaluationContext):
-    if context.cursor is None:  # the daemon's first tick: start the period, startup_sensor covers now
-        return SensorResult(skip_reason="first tick: next poll after POLL_INTERVAL_SECONDS", cursor="started")
-    if _sync_waiting(context):
-        return SkipReason("a sync_prints run is already waiting to start")
-    return RunRequest(run_config=sync_run_config(), tags={TRIGGER_TAG: "poll"})
-
-
-@sensor(job=sync_prints, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
-        description="One sync when the code location starts (SYNC_ON_STARTUP).")
-def startup_sensor(context: SensorEvaluationContext):
-    if not SyncSettings.from_env().sync_on_startup:
-        return SkipReason("SYNC_ON_STARTUP is false")
-    if context.cursor == BOOT_ID:
-        return SkipReason("already synced since this start")
-    return SensorResult(run_requests=[RunRequest(run_config=sync_run_config(), tags={TRIGGER_TAG: "startup"})],
-                        cursor=BOOT_ID)
-
-
-all_sensors = [finished_prints_sensor, sync_requests_sensor, poll_sensor, startup_sensor]
+all_sensors = [sync_scheduler]

@@ -90,6 +90,8 @@ class SyncSettings:
     http_timeout_seconds: float = 20.0
     http_retries: int = 3
     http_retry_backoff_seconds: float = 0.5
+    sync_retry_base_seconds: float = 10.0    # a print that failed transiently waits this, doubling per attempt
+    sync_retry_max_seconds: float = 1800.0   # ... up to this
     data_dir: Path = Path("data")
 
     @property
@@ -170,5 +172,7 @@ class SyncSettings:
             http_timeout_seconds=_float("HTTP_TIMEOUT_SECONDS", get("HTTP_TIMEOUT_SECONDS", "20")),
             http_retries=_int("HTTP_RETRIES", get("HTTP_RETRIES", "3"), minimum=0),
             http_retry_backoff_seconds=_float("HTTP_RETRY_BACKOFF_SECONDS", get("HTTP_RETRY_BACKOFF_SECONDS", "0.5")),
+            sync_retry_base_seconds=_float("SYNC_RETRY_BASE_SECONDS", get("SYNC_RETRY_BASE_SECONDS", "10")),
+            sync_retry_max_seconds=_float("SYNC_RETRY_MAX_SECONDS", get("SYNC_RETRY_MAX_SECONDS", "1800")),
             data_dir=Path(get("DATA_DIR", "data")),
         )

@@ -86,16 +86,32 @@ def create_app(settings: ApiSettings | None = None, dagster: DagsterStatus | Non
         return JSONResponse({"status": "ok", "ledger": {"path": str(sync.ledger_db), "reachable": ledger.reachable()},
                              "dagster": state, "bambuddy_configured": sync.bambuddy_enabled})
 
+    def entry_view(e) -> dict[str, Any]:
+        keys = ("print_id", "archive_id", "run_no", "state", "step", "reason", "fix", "attempts", "last_error",
+                "next_attempt_at", "part_pk", "stock_item_pk", "batch", "link_state", "link_url", "synced_at")
+        out = {k: getattr(e, k) for k in keys if getattr(e, k) is not None}
+        return {k: redact(v) if isinstance(v, str) else v for k, v in out.items()}
+
     async def status(request: Request) -> JSONResponse:
         last = ledger.last_run()
         if last:
             last = {k: last[k] for k in ("run_id", "status", "started_at", "finished_at", "created", "reused",
-                                         "skipped", "failed", "links")} | {"url": run_url(last["run_id"])}
+                                         "skipped", "failed", "links", "error")} | {"url": run_url(last["run_id"])}
+            last["error"] = redact(last["error"]) if last["error"] else None
+        problems = [entry_view(e) for e in ledger.recent("needs_attention", 20)]
+        retrying = [entry_view(e) for e in ledger.recent("retrying", 20)]
+        step_errors = {step: {**v, "error": redact(v["error"])} for step, v in ledger.metas("step_error:").items()}
         return JSONResponse({
             "counts": ledger.counts(),
             "last_run": last,
-            "last_errors": [{"print_id": e.print_id, "archive_id": e.archive_id, "error": redact(e.last_error or ""),
-                             "at": e.last_attempt_at} for e in ledger.recent("failed", 10)],
+            "needs_attention": problems,
+            "retrying": retrying,
+            "last_errors": [{"print_id": e["print_id"], "archive_id": e.get("archive_id"), "state": e["state"],
+                             "step": e.get("step"), "error": e.get("last_error") or e.get("reason"), "fix": e.get("fix")}
+                            for e in problems + retrying][:10],
+            "step_errors": step_errors,
+            "data_tests": data_test_failures(sync.data_dir),
+            "pending_requests": len(ledger.requests()),
             "recent_synced": [{"print_id": e.print_id, "archive_id": e.archive_id, "part_pk": e.part_pk,
                                "stock_item_pk": e.stock_item_pk, "batch": e.batch, "link": e.link_url,
                                "at": e.synced_at} for e in ledger.recent("synced", 10)],
@@ -104,10 +120,26 @@ def create_app(settings: ApiSettings | None = None, dagster: DagsterStatus | Non
 
     async def validate(request: Request) -> JSONResponse:
         checks = await asyncio.to_thread(run_checks, sync, redact)
+        failing = [t for t in data_test_failures(sync.data_dir) if t.get("status") in ("fail", "error")]
+        checks.append({"name": "data_tests", "ok": not failing,
+                       "detail": "; ".join(f"{t.get('test')}: {t.get('message')}" for t in failing[:5])
+                       or "every dbt data test passed in the last build",
+                       **({"fix": "see the failing test in the Dagster run of the dbt step; the prints it "
+                                  "concerns wait, the others go on"} if failing else {})})
+        attention = ledger.counts()["needs_attention"]
+        checks.append({"name": "print_queue", "ok": attention == 0,
+                       "detail": f"{attention} print(s) need attention" if attention else "no print waits for a person",
+                       **({"fix": "see needs_attention in /sync/status: each names its reason and fix"}
+                          if attention else {})})
         ok = all(c["ok"] for c in checks)
         return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
 
     # --- manual syncs ------------------------------------------------------------------
+    def run_of(req: dict) -> str | None:
+        if req.get("run_id"):
+            return req["run_id"]
+        return dagster.run_for_launch(req["launch_id"]) if req.get("launch_id") else None
+
     async def launch_and_wait(kind: str, archive_ids: list[int] | None, force: bool, max_archives: int | None,
                               archive_id: int | None = None) -> JSONResponse:
         request_id = ledger.add_request(kind, archive_ids=archive_ids, force=force, max_archives=max_archives)
@@ -118,28 +150,40 @@ def create_app(settings: ApiSettings | None = None, dagster: DagsterStatus | Non
                          "`dagster-daemon run -w workspace.yaml` (docker compose: the dagster-daemon service)",
                          request_id=request_id, dagster=state)
         deadline = time.monotonic() + settings.wait_seconds
-        run = None
-        while time.monotonic() < deadline:
-            run = ledger.run_for_request(request_id)
-            if run and run["status"] in ("success", "failure"):
-                break
+        req = ledger.request(request_id)
+        while req["status"] in ("pending", "launched") and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-        if not run or run["status"] not in ("success", "failure"):
-            run_id = run["run_id"] if run else None
-            return JSONResponse({"request_id": request_id, "status": "running" if run else "queued",
-                                 "run_id": run_id, "url": run_url(run_id)}, status_code=202)
-        prints = [d for d in run["details"] if archive_id is None or
-                  str(d.get("print_id", "")).startswith(f"bambuddy:{archive_id}:")]
-        if archive_id is not None and not prints:
-            # nothing to do in this run: the archive's prints were already synced (or skipped) before
-            prints = [{"print_id": e.print_id, "outcome": "unchanged", "state": e.state, "part_pk": e.part_pk,
-                       "stock_item_pk": e.stock_item_pk}
-                      for e in ledger.entries().values() if e.archive_id == archive_id]
-        return JSONResponse({"request_id": request_id, "run_id": run["run_id"], "url": run_url(run["run_id"]),
-                             "status": run["status"], "created": run["created"], "reused": run["reused"],
-                             "skipped": run["skipped"], "failed": run["failed"], "links": run["links"],
-                             "prints": [{k: (redact(v) if isinstance(v, str) else v) for k, v in d.items()}
-                                        for d in prints]})
+            req = ledger.request(request_id)
+        run_id = await asyncio.to_thread(run_of, req)
+        if req["status"] in ("pending", "launched"):
+            status = "queued" if req["status"] == "pending" else "running"
+            return JSONResponse({"request_id": request_id, "status": status, "run_id": run_id,
+                                 "url": run_url(run_id), **archive_view(archive_id)}, status_code=202)
+        run = ledger.run(run_id) if run_id else None
+        counts = {k: run[k] for k in ("created", "reused", "skipped", "failed", "links")} if run else {}
+        body = {"request_id": request_id, "run_id": run_id, "url": run_url(run_id),
+                "status": "success" if req["status"] == "done" else "failure", **counts}
+        if req.get("error"):
+            body["error"] = redact(req["error"])
+        if archive_id is not None:
+            body.update(archive_view(archive_id))
+        else:
+            body["prints"] = [{k: (redact(v) if isinstance(v, str) else v) for k, v in d.items()}
+                              for d in (run["details"] if run else [])]
+        return JSONResponse(body)
+
+    def archive_view(archive_id: int | None) -> dict[str, Any]:
+        """Every print of the archive with its state and why (skipped / retrying / needs_attention)."""
+        if archive_id is None:
+            return {}
+        prints = [entry_view(e) for e in ledger.for_archive(archive_id)]
+        out: dict[str, Any] = {"prints": prints}
+        if not prints:
+            out["reason"] = archive_reasons.get(archive_id) or \
+                f"archive {archive_id} has no finished print run in the warehouse yet"
+        return out
+
+    archive_reasons: dict[int, str] = {}
 
     async def sync_archive(request: Request) -> JSONResponse:
         raw = request.path_params["archive_id"]
@@ -149,7 +193,11 @@ def create_app(settings: ApiSettings | None = None, dagster: DagsterStatus | Non
         force = request.query_params.get("force", "false").lower() in ("1", "true", "yes")
         if sync.bambuddy_enabled:
             try:
-                await asyncio.to_thread(BambuddyClient.from_settings(sync).get_archive, archive_id)
+                archive = await asyncio.to_thread(BambuddyClient.from_settings(sync).get_archive, archive_id)
+                archive_reasons[archive_id] = (
+                    f"archive {archive_id} has status {archive.get('status')!r}: "
+                    + ("it was uploaded but never printed, so there is nothing to stock"
+                       if archive.get("status") == "archived" else "no finished print run of it is known yet"))
             except ArchiveNotFound:
                 return error(404, "archive not found", f"Bambuddy has no archive {archive_id}")
             except BambuddyError as exc:
@@ -183,8 +231,10 @@ def create_app(settings: ApiSettings | None = None, dagster: DagsterStatus | Non
         event = payload.get("event")
         if event not in FINISHED_EVENTS:
             return JSONResponse({"status": "ignored", "event": event}, status_code=202)
-        # The payload names no archive (CONTRACT.md): sync whatever is new; bursts share one request.
-        pending = ledger.pending_request("webhook")
+        # The payload names no archive (CONTRACT.md): sync whatever is new; a burst shares one request
+        # that waits for the scheduler (a pending request is always served: sensors.plan).
+        pending = next((r for r in ledger.requests(("pending",)) if r["archive_ids"] is None
+                        and not r["max_archives"] and not r["not_before"]), None)
         request_id = pending["id"] if pending else ledger.add_request("webhook")
         state = await asyncio.to_thread(dagster.check)
         body_out = {"status": "queued", "event": event, "request_id": request_id, "coalesced": bool(pending)}
@@ -202,6 +252,16 @@ def create_app(settings: ApiSettings | None = None, dagster: DagsterStatus | Non
         Route("/webhooks/bambuddy", webhook, methods=["POST"]),
     ]
     return Starlette(routes=routes)
+
+
+def data_test_failures(data_dir) -> list[dict[str, Any]]:
+    """The dbt data tests that failed in the last build (written by the dbt step)."""
+    path = data_dir / "dbt_test_failures.json"
+    try:
+        failures = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return failures if isinstance(failures, list) else []
 
 
 def run_checks(sync, redact: Callable[[str], str]) -> list[dict[str, Any]]:

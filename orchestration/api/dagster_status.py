@@ -35,3 +35,15 @@ class DagsterStatus:
         return {"reachable": True, "daemon_running": running,
                 "detail": "sensor daemon heartbeat {:.0f}s old".format(age) if age is not None
                 else "no sensor daemon heartbeat yet: start `dagster-daemon run`"}
+
+    def run_for_launch(self, launch_id: str) -> str | None:
+        """The run the scheduler launched for these requests, as soon as the daemon created it."""
+        if not os.environ.get("DAGSTER_HOME"):
+            return None
+        try:
+            from dagster import RunsFilter
+            runs = self._get_instance().get_runs(filters=RunsFilter(tags={"printfarm/launch": launch_id}), limit=1)
+        except Exception:
+            self._instance = None
+            return None
+        return runs[0].run_id if runs else None

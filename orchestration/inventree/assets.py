@@ -1,4 +1,10 @@
-"""Dagster assets of the InvenTree side: `inventree_stock` and `bambuddy_links` (group inventree)."""
+"""Dagster assets of the InvenTree side: `inventree_stock` and `bambuddy_links` (group inventree).
+
+Both work the print queue (orchestration/print_queue.py). A print that fails waits in the ledger
+(retrying or needs_attention) and the asset still materializes, so one poison print never holds
+back the others nor their links. Only a fatal error (wrong token, server unreachable) fails the
+asset; its settings check is evaluated first, so the run shows the verdict beside the failure.
+"""
 
 
 import fcntl
@@ -10,6 +16,7 @@ from typing import Iterator, Optional
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     Config,
@@ -20,32 +27,35 @@ from dagster import (
     TableRecord,
     TableSchema,
     asset,
-    asset_check,
 )
 
-from orchestration.archive_links import entries_needing_links, part_page_url, write_links
-from orchestration.bambuddy import ArchiveNotFound, BambuddyError, BambuddyResource
+from orchestration.archive_links import FATAL_LINK_ERRORS, LinkStep, part_page_url
+from orchestration.bambuddy import BambuddyResource
 from orchestration.ledger import Ledger
+from orchestration.print_queue import PrintQueue, QueueReport, Selection
 from orchestration.settings import SyncSettings
-from orchestration.silver import read_silver_prints
 
-from .client import InvenTreeError
-from .push import FATAL_ERRORS, InvenTreePusher, PushSelection, redact
+from .checks import bambuddy_verdict, inventree_verdict
+from .push import drain, redact, take_in_silver, work_for
 from .resources import InvenTreeResource
+from .steps import FATAL_ERRORS, InvenTreeSteps
 
-REQUEST_IDS_TAG = "printfarm/request_ids"
+LAUNCH_TAG = "printfarm/launch"
 LOCK_WAIT_SECONDS = 600
 
 
 class SyncPrintsConfig(Config):
-    """Run config of `sync_prints` (the same knobs the original sidecar's API had)."""
+    """Run config of `sync_prints` (the original sidecar's knobs; the scheduler fills it from requests)."""
 
-    archive_ids: list[int] = []
-    force: bool = False           # re-sync selected prints: part, parameters, image, link; never a 2nd stock item
+    archive_ids: list[int] = []          # only these archives (empty: every pending print)
+    force: bool = False                  # re-sync the selected prints: part, parameters, image, link
+    force_archive_ids: list[int] = []    # re-sync these archives within a wider run
     max_archives: Optional[int] = None   # stop after N synced prints (skipped ones don't count)
 
-    def selection(self) -> PushSelection:
-        return PushSelection(archive_ids=tuple(self.archive_ids), force=self.force, max_archives=self.max_archives)
+    def selection(self) -> Selection:
+        forced = tuple(self.force_archive_ids) + (tuple(self.archive_ids) if self.force else ())
+        return Selection(archive_ids=tuple(self.archive_ids), force_archive_ids=forced,
+                         force_all=self.force and not self.archive_ids, max_archives=self.max_archives)
 
 
 @contextmanager
@@ -69,128 +79,133 @@ def sync_lock(data_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _request_ids(context: AssetExecutionContext) -> list[int]:
-    raw = context.run.tags.get(REQUEST_IDS_TAG, "") if context.run else ""
-    return [int(x) for x in raw.split(",") if x.strip().isdigit()]
+def _request_ids(context: AssetExecutionContext, ledger: Ledger) -> list[int]:
+    launch = context.run.tags.get(LAUNCH_TAG) if context.run else None
+    return [r["id"] for r in ledger.requests(("launched", "pending")) if launch and r["launch_id"] == launch]
 
 
-def _preview(outcomes: list[dict], limit: int = 20) -> MetadataValue:
-    columns = ("print_id", "outcome", "ipn", "part_pk", "stock_item_pk", "error")
+def _table(rows: list[dict], columns: tuple[str, ...], limit: int = 20) -> MetadataValue:
     schema = TableSchema(columns=[TableColumn(c, "string") for c in columns])
-    # every record needs every field: missing ones are shown empty
-    records = [TableRecord({c: "" if o.get(c) is None else str(o[c]) for c in columns}) for o in outcomes[:limit]]
+    records = [TableRecord({c: "" if r.get(c) is None else str(r[c]) for c in columns}) for r in rows[:limit]]
     return MetadataValue.table(records=records, schema=schema)
+
+
+def attention_table(ledger: Ledger) -> MetadataValue:
+    rows = [e.as_dict() for e in ledger.in_states(("needs_attention",), limit=50)]
+    return _table(rows, ("print_id", "step", "reason", "fix", "last_attempt_at"), limit=50)
+
+
+def queue_check(ledger: Ledger) -> AssetCheckResult:
+    """Prints that wait for a person are visible in every run (WARN: the others went on)."""
+    counts = ledger.counts()
+    waiting = counts["needs_attention"]
+    return AssetCheckResult(check_name="print_queue", passed=waiting == 0, severity=AssetCheckSeverity.WARN,
+                            metadata={**{f"prints_{k}": v for k, v in counts.items()},
+                                      "needs_attention": attention_table(ledger)})
+
+
+def _fail(ledger: Ledger, run_id: str, step: str, message: str, verdict: list[str]) -> Failure:
+    if verdict:
+        message += " | settings check: " + "; ".join(verdict)
+    ledger.set_meta(f"step_error:{step}", {"error": message, "run_id": run_id, "at": time.time()})
+    # the scheduler answers the run's requests and schedules the retry (sensors.settle_launches)
+    ledger.finish_run(run_id, status="failure", counts={}, details=[], error=message)
+    return Failure(description=message)
 
 
 @asset(
     group_name="inventree",
     deps=[AssetKey("silver_print_jobs"), AssetKey("silver_parts")],
+    check_specs=[AssetCheckSpec("inventree_settings", asset="inventree_stock",
+                                description="InvenTree token valid, category and stock location exist, "
+                                            "Weight/PrintTime templates present."),
+                 AssetCheckSpec("print_queue", asset="inventree_stock",
+                                description="No print waits for a person (needs_attention).")],
     description="One InvenTree StockItem per finished silver print, on the right Part (IPN), with "
                 "Weight/PrintTime parameters and the thumbnail as part image. Exactly once per print.",
 )
 def inventree_stock(context: AssetExecutionContext, config: SyncPrintsConfig,
-                    inventree: InvenTreeResource, bambuddy: BambuddyResource) -> MaterializeResult:
+                    inventree: InvenTreeResource, bambuddy: BambuddyResource):
     settings = SyncSettings.from_env()
     ledger = Ledger(settings.ledger_db)
     run_id = context.run.run_id
-    ledger.start_run(run_id, _request_ids(context))
+    ledger.start_run(run_id, _request_ids(context, ledger))
     started = time.monotonic()
+    secrets = [settings.inventree_token, settings.bambuddy_api_key]
+    # The settings verdict first: it is evaluated in every run, also the ones that fail below.
+    check, verdict = inventree_verdict(inventree.get_client(), settings)
+    yield check
+    selection = config.selection()
+    report = QueueReport()
     with sync_lock(settings.data_dir):
-        prints = read_silver_prints(settings.warehouse_db)
+        queue = PrintQueue(ledger, settings, run_id=run_id)
+        take_in_silver(queue, settings, report)
         client = inventree.get_client()
         thumbnails = bambuddy.get_client() if settings.bambuddy_enabled and settings.sync_part_images else None
-        pusher = InvenTreePusher(client, ledger, settings, thumbnails, run_id=run_id)
+        steps = InvenTreeSteps(client, settings, thumbnails, refresh=selection.force_all)
+        all_steps = [*steps.steps(), LinkStep(settings, bambuddy.get_client)]
+        owned = {s.name for s in steps.steps()}
         try:
-            report = pusher.push(prints, config.selection())
+            drain(queue, work_for(queue, settings, selection, link_stage=False), all_steps, owned,
+                  selection, report, FATAL_ERRORS)
         except FATAL_ERRORS as exc:
-            message = redact(str(exc), [settings.inventree_token])
-            ledger.finish_run(run_id, status="failure", counts={}, details=[{"error": message}])
-            raise Failure(description=message) from None
-    outcomes = [o.as_dict() for o in report.outcomes]
+            yield queue_check(ledger)
+            raise _fail(ledger, run_id, "inventree_stock", redact(str(exc), secrets), verdict) from None
+    ledger.set_meta("step_error:inventree_stock", None)
     counts = report.counts
+    outcomes = [o.as_dict() for o in report.outcomes]
     metadata: dict[str, object] = {
-        "created": counts["created"], "reused": counts["reused"], "skipped": counts["skipped"],
-        "failed": counts["failed"], "parts_created": report.parts_created,
-        "silver_prints": len(prints), "http_calls": getattr(client, "calls", 0),
-        "duration_s": round(time.monotonic() - started, 3),
-        "outcomes": _preview(outcomes),
+        **{k: counts[k] for k in ("created", "reused", "skipped", "retrying", "needs_attention")},
+        "enqueued": report.enqueued, "healed": report.healed,
+        "parts_created": sum(1 for o in report.outcomes if o.part_created),
+        "http_calls": getattr(client, "calls", 0), "duration_s": round(time.monotonic() - started, 3),
+        "outcomes": _table(outcomes, ("print_id", "outcome", "step", "ipn", "part_pk", "stock_item_pk", "reason")),
     }
-    if report.warnings:
-        metadata["warnings"] = MetadataValue.md("\n".join(f"- {w}" for w in report.warnings))
-    new_parts = sorted({o.part_pk for o in report.outcomes if o.part_created and o.part_pk})
-    for pk in new_parts[:10]:
+    warnings = steps.warnings + report.warnings
+    if warnings:
+        metadata["warnings"] = MetadataValue.md("\n".join(f"- {w}" for w in warnings))
+    for pk in sorted({o.part_pk for o in report.outcomes if o.part_created and o.part_pk})[:10]:
         metadata[f"part_{pk}"] = MetadataValue.url(part_page_url(settings, pk))
     # "pushed": the links step settles the run; callers of the API wait for that
-    ledger.finish_run(run_id, status="failure" if report.failed else "pushed", counts=counts, details=outcomes)
-    for w in report.warnings:
+    ledger.finish_run(run_id, status="pushed", counts=counts, details=outcomes)
+    for w in warnings:
         context.log.warning(w)
-    if report.failed:
-        errors = "; ".join(f"{o.print_id}: {o.error}" for o in report.failed[:5])
-        raise Failure(description=f"{len(report.failed)} print(s) failed to sync (retried next run): {errors}",
-                      metadata=metadata)
-    return MaterializeResult(metadata=metadata)
+    for o in report.outcomes:
+        if o.outcome in ("retrying", "needs_attention"):
+            context.log.warning(f"{o.print_id} {o.outcome} at {o.step}: {o.reason}")
+    yield queue_check(ledger)
+    yield MaterializeResult(metadata=metadata)
 
 
 @asset(
     group_name="inventree",
     deps=[inventree_stock],
+    check_specs=[AssetCheckSpec("bambuddy_access", asset="bambuddy_links",
+                                description="Bambuddy reachable with a key that may manage archives.")],
     description="The InvenTree part page written into each synced Bambuddy archive's external_url.",
 )
-def bambuddy_links(context: AssetExecutionContext, config: SyncPrintsConfig,
-                   bambuddy: BambuddyResource) -> MaterializeResult:
+def bambuddy_links(context: AssetExecutionContext, config: SyncPrintsConfig, bambuddy: BambuddyResource):
     settings = SyncSettings.from_env()
     ledger = Ledger(settings.ledger_db)
+    run_id = context.run.run_id
+    check, verdict = bambuddy_verdict(bambuddy, settings)
+    yield check
+    selection = config.selection()
+    queue = PrintQueue(ledger, settings, run_id=run_id)
+    step = LinkStep(settings, bambuddy.get_client)
+    prints = work_for(queue, settings, selection, link_stage=True) if step.settings.bambuddy_enabled else []
+    report = QueueReport()
+    try:
+        drain(queue, prints, [step], {"link"}, selection, report, FATAL_LINK_ERRORS)
+    except (*FATAL_LINK_ERRORS,) as exc:
+        raise _fail(ledger, run_id, "bambuddy_links", redact(str(exc), [settings.bambuddy_api_key]), verdict) from None
+    ledger.set_meta("step_error:bambuddy_links", None)
+    linked = sum(1 for o in report.outcomes if o.outcome == "synced")
+    ledger.complete_run(run_id, status="success", links=linked)
+    metadata = {"linked": linked, "retrying": report.count("retrying"),
+                "needs_attention": report.count("needs_attention"), "archives_considered": len(prints)}
     if not settings.bambuddy_enabled or not settings.sync_archive_external_link:
-        reason = "BAMBUDDY_BASE_URL not set" if not settings.bambuddy_enabled else "SYNC_ARCHIVE_EXTERNAL_LINK=false"
-        ledger.complete_run(context.run.run_id, status="success")
-        return MaterializeResult(metadata={"skipped": reason})
-    entries = entries_needing_links(ledger, archive_ids=tuple(config.archive_ids), force=config.force)
-    report = write_links(bambuddy.get_client(), ledger, settings, entries, not_found=ArchiveNotFound)
-    counts = {k: report.count(k) for k in ("written", "unchanged", "kept_foreign", "archive_gone", "failed")}
-    ledger.complete_run(context.run.run_id, status="failure" if report.errors else "success", links=counts["written"])
-    metadata = {**counts, "archives_considered": len(entries)}
-    if report.errors:
-        raise Failure(description="; ".join(f"archive {k}: {v}" for k, v in list(report.errors.items())[:5]),
-                      metadata=metadata)
-    return MaterializeResult(metadata=metadata)
+        metadata["skipped"] = ("BAMBUDDY_BASE_URL not set" if not settings.bambuddy_enabled
+                               else "SYNC_ARCHIVE_EXTERNAL_LINK=false")
+    yield MaterializeResult(metadata=metadata)
 
-
-# --- checks that tell the operator which setting is wrong ---------------------------------
-@asset_check(asset=inventree_stock, description="InvenTree token valid, category and stock location exist, "
-                                                "Weight/PrintTime templates present.")
-def inventree_settings_check(inventree: InvenTreeResource) -> AssetCheckResult:
-    settings = SyncSettings.from_env()
-    problems: list[str] = []
-    warnings: list[str] = []
-    try:
-        client = inventree.get_client()
-        client.check()
-        if settings.inventree_part_category_id and not client.category_exists(settings.inventree_part_category_id):
-            problems.append(f"INVENTREE_PART_CATEGORY_ID={settings.inventree_part_category_id} does not exist: "
-                            "create the category or fix the id")
-        if settings.inventree_stock_location_id and not client.location_exists(settings.inventree_stock_location_id):
-            problems.append(f"INVENTREE_STOCK_LOCATION_ID={settings.inventree_stock_location_id} does not exist: "
-                            "create the location or fix the id")
-        templates = client.parameter_templates(("Weight", "PrintTime"))
-        warnings += [f"parameter template {n!r} missing (values are not recorded)"
-                     for n in ("Weight", "PrintTime") if n not in templates]
-    except InvenTreeError as exc:
-        problems.append(redact(str(exc), [settings.inventree_token]))
-    if problems:
-        return AssetCheckResult(passed=False, metadata={"problems": MetadataValue.md("\n".join(problems))})
-    if warnings:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
-                                metadata={"warnings": MetadataValue.md("\n".join(warnings))})
-    return AssetCheckResult(passed=True)
-
-
-@asset_check(asset=bambuddy_links, description="Bambuddy reachable with a key that may manage archives.")
-def bambuddy_access_check(bambuddy: BambuddyResource) -> AssetCheckResult:
-    settings = SyncSettings.from_env()
-    if not settings.bambuddy_enabled:
-        return AssetCheckResult(passed=True, metadata={"note": "BAMBUDDY_BASE_URL not set (MQTT-only mode)"})
-    try:
-        bambuddy.get_client().check(write=settings.sync_archive_external_link)
-    except BambuddyError as exc:
-        return AssetCheckResult(passed=False, metadata={"problem": redact(str(exc), [settings.bambuddy_api_key])})
-    return AssetCheckResult(passed=True)

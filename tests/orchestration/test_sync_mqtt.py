@@ -47,18 +47,49 @@ def test_stock_item_found_by_batch_when_the_ledger_forgot(env, inventree):
     assert meta["reused"].value == 1 and meta["created"].value == 0
 
 
-def test_one_bad_print_does_not_block_the_others_and_is_retried(env, inventree):
+def test_a_transient_failure_retries_that_print_only_after_its_backoff(env, inventree, monkeypatch):
+    monkeypatch.setenv("SYNC_RETRY_BASE_SECONDS", "600")
     add_mqtt_job(env, "301", "Alpha", ended="2026-11-20T11:00:00.000000Z")
     add_mqtt_job(env, "302", "Beta", ended="2026-11-20T12:00:00.000000Z")
-    inventree.inject(status=400, times=1, method="POST", path_prefix="/api/stock/")
+    inventree.inject(status=503, times=1, method="POST", path_prefix="/api/stock/")  # creates are not retried
     result = run_sync()
-    assert not result.success  # the run is red ...
-    assert len(inventree.stock_items) == 1  # ... but the other print got through
-    states = {r["print_id"]: (r["state"], r["last_error"]) for r in ledger_rows(env)}
-    assert states["mqtt:SERIAL1:301"][0] == "failed" and "400" in states["mqtt:SERIAL1:301"][1]
-    assert states["mqtt:SERIAL1:302"][0] == "synced"
+    assert result.success  # one print's trouble is not the run's
+    assert len(inventree.stock_items) == 1
+    rows = {r["print_id"]: r for r in ledger_rows(env)}
+    alpha = rows["mqtt:SERIAL1:301"]
+    assert alpha["state"] == "retrying" and alpha["step"] == "stock_item" and alpha["attempts"] == 1
+    assert "503" in alpha["last_error"] and alpha["next_attempt_at"] > alpha["last_attempt_at"]
+    assert rows["mqtt:SERIAL1:302"]["state"] == "synced"
+    meta = result.asset_materializations_for_node("inventree_stock")[0].metadata
+    assert meta["retrying"].value == 1 and meta["created"].value == 1
+    assert run_sync().success and len(inventree.stock_items) == 1  # not due yet: left alone
+    monkeypatch.setenv("SYNC_RETRY_BASE_SECONDS", "0.01")
+    from orchestration.ledger import Ledger
+    Ledger(env / "sync.sqlite3").update("mqtt:SERIAL1:301", next_attempt_at="2000-01-01T00:00:00.000000Z")
     assert run_sync().success
     assert sorted(s["batch"] for s in inventree.stock_items.values()) == ["mqtt-SERIAL1-301", "mqtt-SERIAL1-302"]
+    assert {r["state"] for r in ledger_rows(env)} == {"synced"}
+
+
+def test_a_refused_setting_waits_in_needs_attention_and_heals_when_fixed(env, inventree, monkeypatch):
+    """The stock location was deleted in InvenTree: 400 {"location": ["Invalid pk ..."]} (transcript
+    36_create_stock_bad_location). The print waits with the fix; a fixed setting heals it."""
+    add_mqtt_job(env, "311", "Gamma")
+    monkeypatch.setenv("INVENTREE_STOCK_LOCATION_ID", "999")
+    result = run_sync()
+    assert result.success and inventree.stock_items == {}
+    (row,) = ledger_rows(env)
+    assert row["state"] == "needs_attention" and row["step"] == "stock_item"
+    assert "INVENTREE_STOCK_LOCATION_ID" in row["fix"] and "location" in row["reason"]
+    check = [c for c in result.get_asset_check_evaluations() if c.check_name == "inventree_settings"][0]
+    assert not check.passed and "INVENTREE_STOCK_LOCATION_ID=999" in str(check.metadata["problems"].value)
+    queue = [c for c in result.get_asset_check_evaluations() if c.check_name == "print_queue"][0]
+    assert not queue.passed
+    assert run_sync().success and inventree.stock_items == {}  # same data, same settings: not tried again
+    monkeypatch.setenv("INVENTREE_STOCK_LOCATION_ID", str(inventree.ids["INVENTREE_STOCK_LOCATION_ID"]))
+    assert run_sync().success
+    assert [s["batch"] for s in inventree.stock_items.values()] == ["mqtt-SERIAL1-311"]
+    assert ledger_rows(env)[0]["state"] == "synced"
 
 
 def test_wrong_token_fails_fast_and_writes_nothing(env, inventree, monkeypatch):

@@ -13,6 +13,7 @@
         "create index if not exists ix_silver_print_jobs_part_thumb on silver_print_jobs (part_key, has_thumbnail, finished_at, bambuddy_archive_id)",
         "create index if not exists ix_silver_print_jobs_part_loaded on silver_print_jobs (part_key, bronze_loaded_at)",
         "create index if not exists ix_silver_print_jobs_loaded on silver_print_jobs (bronze_loaded_at)",
+        "create index if not exists ix_silver_print_jobs_built on silver_print_jobs (silver_built_at)",
     ]
 ) }}
 {#- Incremental: only prints whose bronze rows arrived since the last build (and, with Bambuddy,
@@ -230,5 +231,7 @@ select
     cast(fail_reason as text)                               as fail_reason,
     cast(mqtt_job_key as text)                              as mqtt_job_key,
     cast(has_thumbnail as integer)                          as has_thumbnail,
-    cast(bronze_loaded_at as text)                          as bronze_loaded_at
+    cast(bronze_loaded_at as text)                          as bronze_loaded_at,
+    -- rows (re)computed by this build carry its start: the push reads only what changed
+    cast('{{ run_started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ") }}' as text) as silver_built_at
 from keyed
