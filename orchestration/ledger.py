@@ -289,7 +289,8 @@ class Ledger:
     def metas(self, prefix: str) -> dict[str, Any]:
         with self._connect() as conn:
             rows = conn.execute("SELECT key, value FROM sync_meta WHERE key LIKE ?", (prefix + "%",)).fetchall()
-        return {r["key"][len(prefix):]: json.loads(r["value"]) for r in rows if r["value"] is not None}
+        values = {r["key"][len(prefix):]: json.loads(r["value"]) for r in rows if r["value"] is not None}
+        return {k: v for k, v in values.items() if v is not None}  # a cleared value is stored as null
 
     # --- runs --------------------------------------------------------------------------
     def start_run(self, run_id: str, request_ids: list[int] | None = None) -> None:
@@ -361,11 +362,12 @@ class Ledger:
             conn.executemany("UPDATE sync_requests SET status = 'launched', launch_id = ?, launched_at = ? "
                              "WHERE id = ? AND status = 'pending'", [(launch_id, now, i) for i in ids])
 
-    def update_requests(self, launch_id: str, **values: Any) -> None:
+    def update_requests(self, launch: str, /, **values: Any) -> None:
+        """Set columns of the launched requests of one launch."""
         cols = ", ".join(f"{k} = ?" for k in values)
         with self._connect() as conn:
             conn.execute(f"UPDATE sync_requests SET {cols} WHERE launch_id = ? AND status = 'launched'",
-                         (*values.values(), launch_id))
+                         (*values.values(), launch))
 
     def reachable(self) -> bool:
         try:

@@ -33,6 +33,8 @@ def env(tmp_path, monkeypatch, inventree):
     monkeypatch.setenv("INVENTREE_PART_CATEGORY_ID", str(inventree.ids["INVENTREE_PART_CATEGORY_ID"]))
     monkeypatch.setenv("INVENTREE_STOCK_LOCATION_ID", str(inventree.ids["INVENTREE_STOCK_LOCATION_ID"]))
     monkeypatch.setenv("INVENTREE_WEB_URL", "http://inventree.example")
+    # a print that failed transiently is due again at once: the next run of a test retries it
+    monkeypatch.setenv("SYNC_RETRY_BASE_SECONDS", "0.01")
     monkeypatch.delenv("BAMBUDDY_BASE_URL", raising=False)
     monkeypatch.delenv("BAMBUDDY_API_KEY", raising=False)
     connect(tmp_path / "print_history.db").close()

@@ -1,7 +1,7 @@
 """The sync API (Starlette): the original sidecar's endpoints, backed by the Dagster job.
 
 How runs are launched: the API writes a row into the ledger's sync_requests table and the
-`sync_requests_sensor` turns pending rows into `sync_prints` runs. Why a table and not the
+the `sync_scheduler` sensor turns pending rows into `sync_prints` runs. Why a table and not the
 GraphQL API of the webserver: a request is durable the moment it is accepted (nothing is lost
 while Dagster is down, it runs when the daemon is back), bursts of webhooks coalesce in one
 place (the sensor), and the API needs neither the webserver nor a GraphQL client to be up.

@@ -1,4 +1,4 @@
-"""The whole loop with a real `dagster-daemon` process: API request -> sync_requests_sensor ->
+"""The whole loop with a real `dagster-daemon` process: API request -> sync_scheduler ->
 queued run (deploy/dagster.yaml run queue) -> sync_prints in its own process -> API answer."""
 
 import os
@@ -39,7 +39,7 @@ def test_archive_sync_through_a_real_daemon(serve, env, bambuddy, inventree, mon
             # the finished-prints sensor may have synced it a moment earlier: either way, once
             (printed,) = body["prints"]
             assert printed["print_id"] == f"bambuddy:{archive['id']}:1"
-            assert printed["outcome"] in ("created", "reused", "unchanged") and printed["stock_item_pk"]
+            assert printed["state"] == "synced" and printed["stock_item_pk"] and printed["link_state"] == "written"
         assert len(inventree.stock_items) == 1
         assert bambuddy.archives[archive["id"]]["external_url"].endswith("/")
     finally:

@@ -15,6 +15,7 @@ import copy
 import email.parser
 import email.policy
 import hmac
+import io
 import json
 import re
 import secrets
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import nh3
+from PIL import Image
 
 from .http import FakeServer, Request, Response, serve_until_interrupted
 
@@ -127,6 +129,18 @@ def clean_text(data: dict, fields: tuple[str, ...]) -> Response | None:
         if field not in MULTILINE:
             data[field] = NON_PRINTABLE.sub("", value).strip()
     return None
+
+
+def valid_image(content: bytes) -> bool:
+    """Django's ImageField check, as the server makes it: Pillow must open and verify the file
+    (magic bytes alone are not enough: a corrupt thumbnail is refused, transcript 61)."""
+    if not content.startswith(IMAGE_MAGIC):
+        return False
+    try:
+        Image.open(io.BytesIO(content)).verify()
+    except Exception:  # Pillow raises many kinds for broken files
+        return False
+    return True
 
 
 def _bool(value: Any) -> bool:
@@ -366,7 +380,7 @@ class FakeInvenTree(FakeServer):
         return errors
 
     def _store_image(self, part: dict, filename: str, content: bytes) -> Response | None:
-        if not content.startswith(IMAGE_MAGIC):
+        if not valid_image(content):
             return Response(400, {"image": ["Upload a valid image. The file you uploaded was either not an image or "
                                             "a corrupted image."]})
         stem, _, ext = filename.rpartition(".")

@@ -3,11 +3,13 @@ their recorded order on one fresh server), and the client's paths against the re
 Contract files: tests/contracts/inventree/transcripts/curl/*.json, schema.yml, CONTRACT.md."""
 
 import base64
+import io
 import json
 from pathlib import Path
 
 import requests
 import yaml
+from PIL import Image
 
 from tests.contract_shape import same_shape
 from tests.fakes.bambuddy import PNG_1PX
@@ -21,7 +23,13 @@ OUT_OF_SCOPE = {
     "40_options_parameter.json": "OPTIONS metadata: the product never asks for it",
     "29e_token_list.json": "token administration is not used by the product",
 }
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), "red").save(buffer, "JPEG")  # a real file: the server verifies images
+    return buffer.getvalue()
+
+
+JPEG = _jpeg()
 
 
 def parse_curl(command: str) -> dict:

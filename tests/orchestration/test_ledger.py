@@ -1,40 +1,148 @@
-"""Sync ledger (DATA_DIR/sync.sqlite3): states, attempts, runs and the request queue."""
+"""Sync ledger (DATA_DIR/sync.sqlite3): the print state machine, steps, requests, and the in-place
+migration of a wave-1 ledger (users back this file up and bring it along)."""
+
+import sqlite3
 
 from orchestration.ledger import Ledger
+from orchestration.print_queue import PrintQueue, QueueReport, Refused
+from orchestration.settings import SyncSettings
+from orchestration.silver import SilverPrint
 
 
-def test_synced_print_stays_synced_through_later_attempts(tmp_path):
-    ledger = Ledger(tmp_path / "sync.sqlite3")
-    ledger.record_attempt("bambuddy:1:1", archive_id=1, run_no=1, batch="bambuddy-1", ipn="BMB-x", run_id="r1")
-    ledger.record_stock_item("bambuddy:1:1", 7)
-    ledger.mark_synced("bambuddy:1:1", part_pk=3, stock_item_pk=7)
-    # A forced re-sync that fails must not demote a synced print (its stock item exists).
-    ledger.record_attempt("bambuddy:1:1", archive_id=1, run_no=1, batch="bambuddy-1", ipn="BMB-x", run_id="r2")
-    ledger.mark_failed("bambuddy:1:1", "boom")
-    entry = ledger.get("bambuddy:1:1")
-    assert entry.state == "synced" and entry.stock_item_pk == 7 and entry.attempts == 2
-    assert entry.last_error == "boom"
-    assert ledger.counts() == {"pending": 0, "synced": 1, "skipped": 0, "failed": 0}
+def silver(print_id="mqtt:S1:1", name="Benchy", status="completed", **over) -> SilverPrint:
+    values = dict(print_id=print_id, source="mqtt", printer_serial="S1", printer_name="X1C", bambuddy_archive_id=None,
+                  run_no=None, status=status, is_success=status == "completed", name=name, filename=None,
+                  part_key="benchy", ipn="BMB-benchy", description="3D printed Benchy", weight_g=None,
+                  print_time_s=3600, quantity=None, started_at=None, finished_at="2026-11-20T11:00:00Z",
+                  batch=f"mqtt-S1-{print_id[-1]}", fail_reason=None)
+    values.update(over)
+    return SilverPrint(**values)
 
 
-def test_failed_then_skipped_and_counts(tmp_path):
-    ledger = Ledger(tmp_path / "sync.sqlite3")
-    ledger.record_attempt("mqtt:S1:42", archive_id=None, run_no=None, batch="mqtt-S1-42", ipn="BMB-a", run_id="r1")
-    ledger.mark_failed("mqtt:S1:42", "400 description too long")
-    ledger.mark_skipped("mqtt:S1:43", "status failed (SYNC_SUCCESS_ONLY)", batch="mqtt-S1-43")
-    assert ledger.counts()["failed"] == 1 and ledger.counts()["skipped"] == 1
-    assert [e.print_id for e in ledger.recent("failed")] == ["mqtt:S1:42"]
+class Steps:
+    """Two steps whose behaviour a test sets; records what ran."""
+
+    def __init__(self):
+        self.ran, self.fail = [], {}
+
+    def step(self, name):
+        outer = self
+
+        class _S:
+            def __init__(self):
+                self.name = name
+
+            def applies(self, p):
+                return True
+
+            def run(self, p, done):
+                outer.ran.append((p.print_id, name))
+                error = outer.fail.get(name)
+                if error:
+                    raise error
+                return {"part_pk": 5} if name == "part" else {"stock_item_pk": 9, "created": True}
+        return _S()
 
 
-def test_runs_and_requests_round_trip(tmp_path):
+def test_states_follow_the_machine(tmp_path):
+    settings = SyncSettings(data_dir=tmp_path, sync_retry_base_seconds=10)
+    ledger = Ledger(settings.ledger_db)
+    queue = PrintQueue(ledger, settings, run_id="r1")
+    steps = Steps()
+    chain = [steps.step("part"), steps.step("stock_item")]
+    queue.enqueue([silver()], QueueReport())
+    assert ledger.get("mqtt:S1:1").state == "pending"
+
+    steps.fail["stock_item"] = RuntimeError("503 from the server")
+    out = queue.process(silver(), chain, {"part", "stock_item"})
+    entry = ledger.get("mqtt:S1:1")
+    assert out.outcome == "retrying" and entry.state == "retrying" and entry.step == "stock_item"
+    assert entry.attempts == 1 and "503" in entry.last_error and entry.next_attempt_at > entry.last_attempt_at
+    assert queue.due() == []  # backoff: not due yet
+    out = queue.process(silver(), chain, {"part", "stock_item"})
+    assert ledger.get("mqtt:S1:1").attempts == 2  # consecutive failures count up
+    assert steps.ran.count(("mqtt:S1:1", "part")) == 1  # the part step is done and not repeated
+
+    steps.fail["stock_item"] = Refused("InvenTree refused a stock item (400): {...}", "fix INVENTREE_STOCK_LOCATION_ID")
+    out = queue.process(silver(), chain, {"part", "stock_item"})
+    entry = ledger.get("mqtt:S1:1")
+    assert entry.state == "needs_attention" and entry.fix == "fix INVENTREE_STOCK_LOCATION_ID"
+    queue.enqueue([silver()], QueueReport())  # nothing changed: stays
+    assert ledger.get("mqtt:S1:1").state == "needs_attention"
+    report = QueueReport()
+    queue.enqueue([silver(name="Benchy v2")], report)  # e.g. renamed in Bambuddy: decided again
+    assert ledger.get("mqtt:S1:1").state == "pending" and report.healed == 1
+
+    steps.fail.clear()
+    out = queue.process(silver(name="Benchy v2"), chain, {"part", "stock_item"})
+    entry = ledger.get("mqtt:S1:1")
+    assert out.outcome == "created" and entry.state == "synced" and entry.stock_item_pk == 9 and entry.attempts == 0
+    assert ledger.steps_done("mqtt:S1:1") == {"part": {"part_pk": 5}, "stock_item": {"stock_item_pk": 9, "created": True}}
+
+
+def test_skipped_and_refused_prints_are_decided_again_when_settings_change(tmp_path):
+    settings = SyncSettings(data_dir=tmp_path)
+    ledger = Ledger(settings.ledger_db)
+    queue = PrintQueue(ledger, settings)
+    queue.heal_on_settings_change(QueueReport())
+    out = queue.process(silver(status="failed"), [], set())
+    assert out.outcome == "skipped" and "SYNC_SUCCESS_ONLY" in ledger.get("mqtt:S1:1").reason
+    report = QueueReport()
+    PrintQueue(ledger, settings).heal_on_settings_change(report)
+    assert report.healed == 0  # same settings
+    PrintQueue(ledger, SyncSettings(data_dir=tmp_path, sync_success_only=False)).heal_on_settings_change(report)
+    assert report.healed == 1 and ledger.get("mqtt:S1:1").state == "pending"
+
+
+def test_a_step_owned_by_a_later_asset_leaves_the_print_waiting(tmp_path):
+    settings = SyncSettings(data_dir=tmp_path)
+    ledger = Ledger(settings.ledger_db)
+    queue = PrintQueue(ledger, settings)
+    steps = Steps()
+    out = queue.process(silver(), [steps.step("part"), steps.step("link")], {"part"})
+    entry = ledger.get("mqtt:S1:1")
+    assert out.outcome == "waiting" and entry.state == "pending" and entry.step == "link"
+
+
+def test_requests_round_trip(tmp_path):
     ledger = Ledger(tmp_path / "sync.sqlite3")
     first = ledger.add_request("webhook")
     second = ledger.add_request("archive", archive_ids=[5], force=True)
-    pending = ledger.pending_requests()
-    assert [r["id"] for r in pending] == [first, second]
-    assert pending[1]["archive_ids"] == [5] and pending[1]["force"] is True
+    assert [r["id"] for r in ledger.requests(("pending",))] == [first, second]
+    ledger.claim_requests([first], "L1")
+    assert ledger.request(first)["status"] == "launched" and ledger.request(first)["launch_id"] == "L1"
     ledger.start_run("run-1", [first])
-    ledger.finish_run("run-1", status="success", counts={"created": 2, "reused": 1}, details=[{"print_id": "p"}])
-    run = ledger.last_run()
-    assert run["run_id"] == "run-1" and run["created"] == 2 and run["details"] == [{"print_id": "p"}]
-    assert run["request_ids"] == [first]
+    ledger.complete_run("run-1", status="success", links=1)
+    assert ledger.request(first)["status"] == "done" and ledger.request(second)["status"] == "pending"
+
+
+def test_a_wave_one_ledger_is_migrated_in_place(tmp_path):
+    path = tmp_path / "sync.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE sync_ledger (print_id TEXT PRIMARY KEY, archive_id INTEGER, run_no INTEGER, batch TEXT,
+            ipn TEXT, part_pk INTEGER, stock_item_pk INTEGER,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'synced', 'skipped', 'failed')), reason TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, first_attempt_at TEXT NOT NULL,
+            last_attempt_at TEXT NOT NULL, synced_at TEXT, link_state TEXT, link_url TEXT, link_written_at TEXT,
+            dagster_run_id TEXT);
+        CREATE TABLE sync_runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,
+            status TEXT NOT NULL, created INTEGER NOT NULL DEFAULT 0, reused INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, links INTEGER NOT NULL DEFAULT 0,
+            request_ids TEXT, details_json TEXT);
+        CREATE TABLE sync_requests (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, archive_ids TEXT,
+            force INTEGER NOT NULL DEFAULT 0, max_archives INTEGER, created_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending', run_id TEXT, launched_at TEXT);
+        INSERT INTO sync_ledger VALUES ('bambuddy:1:1', 1, 1, 'bambuddy-1', 'BMB-a', 3, 7, 'synced', NULL, 1, NULL,
+            't', 't', 't', 'written', 'http://x/web/part/3/', 't', 'r1');
+        INSERT INTO sync_ledger VALUES ('bambuddy:2:1', 2, 1, 'bambuddy-2', 'BMB-b', NULL, NULL, 'failed', NULL, 2,
+            '503', 't', 't', NULL, NULL, NULL, NULL, 'r1');
+        INSERT INTO sync_requests (kind, created_at, status) VALUES ('webhook', 't', 'launched');
+    """)
+    conn.close()
+    ledger = Ledger(path)
+    assert ledger.get("bambuddy:1:1").state == "synced" and ledger.get("bambuddy:1:1").stock_item_pk == 7
+    assert ledger.get("bambuddy:2:1").state == "retrying" and ledger.get("bambuddy:2:1").attempts == 2
+    assert ledger.requests() == []  # wave 1's launched request: served or lost, never waited on
+    Ledger(path)  # a second open migrates nothing
+    assert ledger.counts()["synced"] == 1

@@ -1,86 +1,151 @@
-"""Sensors evaluated with real Dagster contexts, cursors and an instance."""
+"""The scheduler sensor with real Dagster contexts and instances (each issue-14 observation about
+the automatic loop, as it was seen, then fixed): the state is the ledger's, never a cursor."""
 
-import json
+import time
 
-from dagster import DagsterInstance, RunRequest, SensorResult, SkipReason, build_sensor_context
+from dagster import DagsterInstance, DagsterRunStatus, RunRequest, SkipReason, build_sensor_context
+from dagster._daemon.types import DaemonHeartbeat
 
-from orchestration.inventree.assets import REQUEST_IDS_TAG
-from orchestration.ledger import Ledger
-from orchestration.sensors import BOOT_ID, finished_prints_sensor, poll_sensor, startup_sensor, sync_requests_sensor
+from orchestration.inventree.assets import LAUNCH_TAG
+from orchestration.ledger import Ledger, stamp_in
+from orchestration.sensors import sync_scheduler
 
 from .conftest import add_mqtt_job
 
 
-def evaluate(sensor, instance, cursor=None):
-    return sensor(build_sensor_context(instance=instance, cursor=cursor))
+def tick(instance):
+    return sync_scheduler(build_sensor_context(instance=instance))
 
 
-def test_finished_prints_sensor_fires_once_per_burst(env, monkeypatch):
-    monkeypatch.setenv("SYNC_ON_STARTUP", "false")
+def daemon(instance, daemon_id):
+    instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), "SENSOR", daemon_id, None))
+
+
+def launched(instance, result, status=DagsterRunStatus.STARTED):
+    """What the daemon does with a RunRequest: a run in the instance carrying the request's tags."""
+    from orchestration.definitions import defs
+    job = defs.get_job_def("sync_prints")
+    run = instance.create_run_for_job(job, run_config=result.run_config, tags=result.tags)
+    if status == DagsterRunStatus.FAILURE:
+        instance.report_run_failed(run)
+    elif status == DagsterRunStatus.STARTED:
+        instance.run_storage.handle_run_event(run.run_id, _event(run, "PIPELINE_START"))
+    return run
+
+
+def _event(run, kind):
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    return DagsterEvent(DagsterEventType[kind].value, job_name=run.job_name)
+
+
+def test_startup_sync_once_per_daemon_start_not_per_code_server(env):
+    """Observation 4: a code-server restart (every ~65 s) must not start another sync."""
     instance = DagsterInstance.ephemeral()
-    first = evaluate(finished_prints_sensor, instance)
-    assert isinstance(first, SensorResult) and len(first.run_requests) == 1  # first look: sync what is there
-    cursor = first.cursor
-    assert isinstance(evaluate(finished_prints_sensor, instance, cursor), SkipReason)
-    for key in ("1", "2", "3"):  # a burst of finished prints
-        add_mqtt_job(env, key, f"Part {key}", ended=f"2026-11-20T11:0{key}:00.000000Z")
-    burst = evaluate(finished_prints_sensor, instance, cursor)
-    assert isinstance(burst, SensorResult) and len(burst.run_requests) == 1
-    assert json.loads(burst.cursor)["mqtt"] == [3, "2026-11-20T11:03:00.000000Z"]
-    assert isinstance(evaluate(finished_prints_sensor, instance, burst.cursor), SkipReason)
-
-
-def test_one_run_at_start_not_three(env):
-    """With SYNC_ON_STARTUP (the default) the first looks of the other sensors only start their
-    watermark and period: the daemon's first ticks make one run, the startup sync."""
-    add_mqtt_job(env, "9", "Old part")
-    instance = DagsterInstance.ephemeral()
-    first = evaluate(finished_prints_sensor, instance)
-    assert isinstance(first, SensorResult) and not first.run_requests
-    assert json.loads(first.cursor)["mqtt"][0] == 1
-    assert isinstance(evaluate(finished_prints_sensor, instance, first.cursor), SkipReason)
-    poll = evaluate(poll_sensor, instance)
-    assert isinstance(poll, SensorResult) and not poll.run_requests and poll.cursor
-    assert isinstance(evaluate(poll_sensor, instance, poll.cursor), RunRequest)
-    startup = evaluate(startup_sensor, instance)
-    assert isinstance(startup, SensorResult) and len(startup.run_requests) == 1
-    add_mqtt_job(env, "10", "New part")
-    assert evaluate(finished_prints_sensor, instance, first.cursor).run_requests
-
-
-def test_finished_prints_sensor_watches_the_bambuddy_print_log(env, bambuddy, monkeypatch):
-    monkeypatch.setenv("BAMBUDDY_BASE_URL", bambuddy.base_url)
-    instance = DagsterInstance.ephemeral()
-    cursor = evaluate(finished_prints_sensor, instance).cursor
-    archive = bambuddy.add_archive(printer_id=1)
-    bambuddy.add_run(archive["id"])
-    fired = evaluate(finished_prints_sensor, instance, cursor)
-    assert isinstance(fired, SensorResult) and fired.run_requests
-    bambuddy.inject(status=503, times=10)
-    skipped = evaluate(finished_prints_sensor, instance, fired.cursor)
-    assert isinstance(skipped, SkipReason) and "Bambuddy" in skipped.skip_message
-
-
-def test_sync_requests_become_coalesced_runs(env):
+    daemon(instance, "daemon-A")
+    first = tick(instance)
+    assert isinstance(first, RunRequest) and first.tags["printfarm/trigger"] == "startup"
+    launched(instance, first, DagsterRunStatus.FAILURE)
+    for _ in range(3):  # the same daemon process: sensors evaluated again in new code servers
+        tick(instance)
     ledger = Ledger(env / "sync.sqlite3")
-    hooks = [ledger.add_request("webhook") for _ in range(3)]
-    single = ledger.add_request("archive", archive_ids=[7], force=True)
-    instance = DagsterInstance.ephemeral()
-    result = evaluate(sync_requests_sensor, instance)
-    assert isinstance(result, SensorResult)
-    by_tag = {r.tags[REQUEST_IDS_TAG]: r for r in result.run_requests}
-    assert set(by_tag) == {",".join(map(str, hooks)), str(single)}  # three webhooks -> one run
-    archive_run = by_tag[str(single)]
-    assert archive_run.run_config["ops"]["inventree_stock"]["config"] == {"archive_ids": [7], "force": True,
-                                                                         "max_archives": None}
-    assert result.cursor == str(single)
-    assert isinstance(evaluate(sync_requests_sensor, instance, result.cursor), SkipReason)
+    kinds = [r["kind"] for r in ledger.requests(("pending", "launched", "done", "failed"))]
+    assert kinds.count("startup") == 1
+    daemon(instance, "daemon-B")  # the daemon restarted
+    tick(instance)
+    kinds = [r["kind"] for r in ledger.requests(("pending", "launched", "done", "failed"))]
+    assert kinds.count("startup") == 2 and ledger.meta("daemon_starts") == 2
 
 
-def test_startup_sensor_fires_once_per_start(env, monkeypatch):
-    instance = DagsterInstance.ephemeral()
-    first = evaluate(startup_sensor, instance)
-    assert isinstance(first, SensorResult) and first.cursor == BOOT_ID
-    assert isinstance(evaluate(startup_sensor, instance, BOOT_ID), SkipReason)
+def test_without_sync_on_startup_nothing_runs_until_something_new(env, monkeypatch):
+    """Observation 5: SYNC_ON_STARTUP=false and old ended jobs: the first look only records them."""
     monkeypatch.setenv("SYNC_ON_STARTUP", "false")
-    assert isinstance(evaluate(startup_sensor, instance), SkipReason)
+    add_mqtt_job(env, "1", "Old part")
+    instance = DagsterInstance.ephemeral()
+    daemon(instance, "daemon-A")
+    assert isinstance(tick(instance), SkipReason)
+    assert isinstance(tick(instance), SkipReason)
+    add_mqtt_job(env, "2", "New part")
+    fired = tick(instance)
+    assert isinstance(fired, RunRequest) and fired.tags["printfarm/trigger"] == "finished_prints"
+
+
+def test_one_run_at_a_time_for_any_number_of_triggers(env, monkeypatch):
+    """Observation 6: poll and finished prints in the same second made two runs."""
+    monkeypatch.setenv("POLL_INTERVAL_SECONDS", "30")
+    monkeypatch.setenv("SYNC_ON_STARTUP", "false")
+    instance = DagsterInstance.ephemeral()
+    ledger = Ledger(env / "sync.sqlite3")
+    assert isinstance(tick(instance), SkipReason)  # first look: watermark and poll period start
+    ledger.set_meta("last_launch_at", stamp_in(-60))  # the poll period is over ...
+    add_mqtt_job(env, "1", "Part")  # ... and a print ended
+    ledger.add_request("webhook")
+    first = tick(instance)
+    assert isinstance(first, RunRequest)
+    # the waiting webhook request covers the ended print and the poll: one request, one run
+    assert len(ledger.requests(("launched",))) == 1 and ledger.requests(("pending",)) == []
+    run = launched(instance, first)
+    add_mqtt_job(env, "2", "Part")
+    skipped = tick(instance)
+    assert isinstance(skipped, SkipReason) and run.run_id in skipped.skip_message
+    assert len(ledger.requests(("pending",))) == 1  # the new intent waits for the next run, once
+
+
+def test_a_run_that_failed_before_the_push_answers_its_requests_and_retries(env):
+    """Observation 2: a webhook run failed (Bambuddy down); later webhooks were coalesced into
+    that dead request forever. Now the request is answered failed, and the intent runs again."""
+    instance = DagsterInstance.ephemeral()
+    ledger = Ledger(env / "sync.sqlite3")
+    hook = ledger.add_request("webhook")
+    first = tick(instance)
+    launched(instance, first, DagsterRunStatus.FAILURE)
+    assert isinstance(tick(instance), SkipReason)  # settled; the retry waits for its backoff
+    answered = ledger.request(hook)
+    assert answered["status"] == "failed" and answered["error"] and answered["run_id"]
+    retry = [r for r in ledger.requests(("pending",)) if r["kind"] == "retry"]
+    assert len(retry) == 1 and retry[0]["not_before"] > answered["finished_at"]
+    later = ledger.add_request("webhook")  # a webhook during the outage is its own, live request
+    again = tick(instance)
+    assert isinstance(again, RunRequest) and str(later) in again.tags["printfarm/request_ids"]
+
+
+def test_a_new_ledger_beside_an_old_dagster_home_still_runs_requests(env):
+    """Observation 3: DATA_DIR reset with DAGSTER_HOME kept: a cursor ahead of the new ledger's
+    request ids made API requests wait forever. There is no such cursor any more."""
+    instance = DagsterInstance.ephemeral()
+    ledger = Ledger(env / "sync.sqlite3")
+    for _ in range(3):
+        launched(instance, tick(instance) if ledger.add_request("archive", archive_ids=[1]) else None,
+                 DagsterRunStatus.FAILURE)
+    (env / "sync.sqlite3").unlink()
+    fresh = Ledger(env / "sync.sqlite3")
+    request_id = fresh.add_request("archive", archive_ids=[5])
+    result = tick(instance)
+    assert isinstance(result, RunRequest) and result.tags["printfarm/request_ids"] == str(request_id)
+    assert result.run_config["ops"]["inventree_stock"]["config"]["archive_ids"] == [5]
+
+
+def test_a_launch_that_no_instance_knows_is_launched_again(env):
+    """DAGSTER_HOME reset alone: the run of a launched request is gone; the request is not lost."""
+    ledger = Ledger(env / "sync.sqlite3")
+    request_id = ledger.add_request("backfill")
+    old_home = DagsterInstance.ephemeral()
+    tick(old_home)
+    assert ledger.request(request_id)["status"] == "launched"
+    new_home = DagsterInstance.ephemeral()
+    assert isinstance(tick(new_home), SkipReason)  # not yet: the daemon may still be creating it
+    with ledger._connect() as conn:
+        conn.execute("UPDATE sync_requests SET launched_at = ?", (stamp_in(-300),))
+    again = tick(new_home)
+    assert isinstance(again, RunRequest) and again.tags["printfarm/request_ids"] == str(request_id)
+
+
+def test_due_retries_wake_the_scheduler(env):
+    ledger = Ledger(env / "sync.sqlite3")
+    instance = DagsterInstance.ephemeral()
+    tick(instance)  # first look
+    ledger.upsert("mqtt:S:1", state="retrying", next_attempt_at=stamp_in(3600), attempts=1)
+    assert isinstance(tick(instance), SkipReason)
+    ledger.update("mqtt:S:1", next_attempt_at=stamp_in(-1))
+    due = tick(instance)
+    assert isinstance(due, RunRequest) and due.tags["printfarm/trigger"] == "retry"
+    assert LAUNCH_TAG in due.tags

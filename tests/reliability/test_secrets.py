@@ -327,11 +327,10 @@ def test_no_api_answer_contains_a_secret(api, secret_env, bambuddy, inventree, t
     with good, wrong and unreachable credentials, and /sync/status after a failure whose error text
     held the token (the ledger keeps what a failing step wrote; the API must not hand it out)."""
     archive = finished_archive(bambuddy, "Benchy")
-    Ledger(secret_env / "sync.sqlite3").record_attempt("bambuddy:999:1", archive_id=999, run_no=1,
-                                                      batch="bambuddy-999", ipn="BMB-x", run_id=None)
-    Ledger(secret_env / "sync.sqlite3").mark_failed(
-        "bambuddy:999:1", f"HTTPError: 403 for headers {{'AUTHORIZATION': 'Token {INVENTREE_TOKEN}', "
-                          f"'X-API-Key': '{BAMBUDDY_API_KEY}'}}")
+    Ledger(secret_env / "sync.sqlite3").upsert(
+        "bambuddy:999:1", state="retrying", archive_id=999, run_no=1, batch="bambuddy-999", ipn="BMB-x",
+        last_error=f"HTTPError: 403 for headers {{'AUTHORIZATION': 'Token {INVENTREE_TOKEN}', "
+                   f"'X-API-Key': '{BAMBUDDY_API_KEY}'}}", reason=f"leaked {INVENTREE_TOKEN}")
     svc, hook = {"X-Service-Token": SERVICE_API_TOKEN}, {"X-Sync-Secret": WEBHOOK_SHARED_SECRET}
     answers: dict[str, requests.Response] = {}
     with api() as served:
