@@ -23,16 +23,18 @@ from dagster import materialize
 from orchestration.inventree.assets import inventree_stock
 from orchestration.inventree.resources import InvenTreeResource
 from orchestration.bambuddy import BambuddyResource
+from orchestration.ledger import utc_now
 from orchestration.silver import SilverPrint
 from tests.fakes.inventree import FakeInvenTree, seed_demo
 
-COLUMNS = list(SilverPrint.__dataclass_fields__)
+COLUMNS = [*SilverPrint.__dataclass_fields__, "silver_built_at"]
 
 
 def write_silver(db: Path, start: int, count: int, parts: int) -> None:
     conn = sqlite3.connect(db)
     conn.execute(f"CREATE TABLE IF NOT EXISTS silver_print_jobs ({', '.join(COLUMNS)})")
     rows = []
+    built = utc_now()  # as a dbt build stamps the rows it writes
     for i in range(start, start + count):
         part = i % parts
         ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_760_000_000 + i * 60))
@@ -41,7 +43,7 @@ def write_silver(db: Path, start: int, count: int, parts: int) -> None:
                          name=f"Part {part}", filename=f"part-{part}.3mf", part_key=f"part-{part}",
                          ipn=f"BMB-part-{part}", description=f"3D printed Part {part}", weight_g=10.0 + part,
                          print_time_s=600 + part, quantity=1, started_at=ended, finished_at=ended,
-                         batch=f"mqtt-BENCH-{i}", fail_reason=None))
+                         batch=f"mqtt-BENCH-{i}", fail_reason=None, silver_built_at=built))
     conn.executemany(f"INSERT INTO silver_print_jobs VALUES ({', '.join('?' for _ in COLUMNS)})",
                      [[r[c] for c in COLUMNS] for r in rows])
     conn.commit()

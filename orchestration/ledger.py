@@ -312,12 +312,15 @@ class Ledger:
                 (utc_now(), status, counts.get("created", 0), counts.get("reused", 0), counts.get("skipped", 0),
                  counts.get("failed", 0), counts.get("links", 0), json.dumps(details), error, run_id))
 
-    def complete_run(self, run_id: str, *, status: str, links: int = 0, error: str | None = None) -> None:
+    def complete_run(self, run_id: str, *, status: str, links: int = 0, error: str | None = None,
+                     answer_requests: bool = True) -> None:
         """The last step of a sync run settles its status and answers the requests it served."""
         now = utc_now()
         with self._connect() as conn:
             conn.execute("UPDATE sync_runs SET status = ?, links = ?, finished_at = ?, error = COALESCE(?, error) "
                          "WHERE run_id = ?", (status, links, now, error, run_id))
+            if not answer_requests:
+                return
             conn.execute("UPDATE sync_requests SET status = ?, finished_at = ?, error = ? "
                          "WHERE run_id = ? AND status IN ('pending', 'launched')",
                          ("done" if status == "success" else "failed", now, error, run_id))

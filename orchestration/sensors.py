@@ -43,7 +43,7 @@ TRIGGER_TAG = "printfarm/trigger"
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
           DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-LOST_AFTER_SECONDS = 120        # a launch no instance knows after this is launched again
+LOST_AFTER_SECONDS = 30         # a launch no instance knows after this is launched again
 RUN_RETRY_MAX_SECONDS = 300     # a failed run is retried after 10 s, doubling, at most this
 FULL_RESCAN_KINDS = {"poll", "backfill", "startup"}
 
@@ -137,7 +137,12 @@ def settle_launches(instance, ledger: Ledger, settings: SyncSettings) -> None:
     for launch_id, requests in launches.items():
         runs = instance.get_runs(filters=RunsFilter(tags={LAUNCH_TAG: launch_id}), limit=1)
         if not runs:
+            # The daemon creates the run right after the tick; none after this long means the run
+            # went with a reset DAGSTER_HOME (or never got created): launch the requests again.
             if min(_seconds_since(r["launched_at"]) for r in requests) > LOST_AFTER_SECONDS:
+                for run_id in {r["run_id"] for r in requests if r["run_id"]}:
+                    ledger.complete_run(run_id, status="failure", answer_requests=False,
+                                        error="run lost: its Dagster instance no longer knows it (DAGSTER_HOME reset?)")
                 ledger.update_requests(launch_id, status="pending", launch_id=None, run_id=None)
             continue
         run = runs[0]

@@ -69,6 +69,7 @@ class InvenTreeSteps:
     refresh: bool = False
     _parts: dict[str, Any] = field(default_factory=dict)
     _templates: dict[str, int] | None = None
+    _params: dict[int, dict] = field(default_factory=dict)   # part pk -> {template pk: (param pk, data)}
     _imaged: set[int] = field(default_factory=set)
 
     def steps(self) -> list:
@@ -137,9 +138,14 @@ class InvenTreeSteps:
             wanted[templates[PRINT_TIME_TEMPLATE]] = f"{int(seconds)} s"
         if not wanted:
             return {"values": {}}
-        current = self._guard(lambda: self.client.part_parameters(part_pk))
+        if part_pk not in self._params or self.refresh:  # read once per part and run
+            self._params[part_pk] = self._guard(lambda: self.client.part_parameters(part_pk))
+        current = self._params[part_pk]
         for template_pk, value in wanted.items():
-            self._guard(lambda: self.client.set_parameter(part_pk, template_pk, value, existing=current.get(template_pk)))
+            stored = self._guard(lambda: self.client.set_parameter(part_pk, template_pk, value,
+                                                                   existing=current.get(template_pk)))
+            if stored is not None:
+                current[template_pk] = stored
         return {"values": {str(k): v for k, v in wanted.items()}}
 
     # --- image ---------------------------------------------------------------------------

@@ -90,9 +90,10 @@ def test_one_run_at_a_time_for_any_number_of_triggers(env, monkeypatch):
     assert len(ledger.requests(("pending",))) == 1  # the new intent waits for the next run, once
 
 
-def test_a_run_that_failed_before_the_push_answers_its_requests_and_retries(env):
+def test_a_run_that_failed_before_the_push_answers_its_requests_and_retries(env, monkeypatch):
     """Observation 2: a webhook run failed (Bambuddy down); later webhooks were coalesced into
     that dead request forever. Now the request is answered failed, and the intent runs again."""
+    monkeypatch.setenv("SYNC_RETRY_BASE_SECONDS", "30")
     instance = DagsterInstance.ephemeral()
     ledger = Ledger(env / "sync.sqlite3")
     hook = ledger.add_request("webhook")
@@ -137,6 +138,7 @@ def test_a_launch_that_no_instance_knows_is_launched_again(env):
         conn.execute("UPDATE sync_requests SET launched_at = ?", (stamp_in(-300),))
     again = tick(new_home)
     assert isinstance(again, RunRequest) and again.tags["printfarm/request_ids"] == str(request_id)
+    assert ledger.request(request_id)["status"] == "launched"  # launched again, not answered as failed
 
 
 def test_due_retries_wake_the_scheduler(env):
