@@ -1,5 +1,5 @@
-"""The dbt docs command: compile-only fallback on a cold start, full docs once the raw layer exists,
-served over HTTP."""
+"""The dbt docs command: compile-only fallback on a cold start, served over HTTP, and generated
+again (now with the models' column types) after a dbt build changed the warehouse."""
 
 import json
 import os
@@ -10,26 +10,27 @@ import requests
 
 from ingestion.raw_schema import connect
 from orchestration.dbt.docs import generate
+from orchestration.processes import spawn, stop
 from orchestration.settings import SyncSettings
 
+from .conftest import dbt
 
-def test_cold_start_falls_back_then_full_docs(tmp_path):
+
+def test_cold_start_falls_back_to_compile_only_docs(tmp_path):
     settings = SyncSettings.from_env({"DATA_DIR": str(tmp_path / "data")})
     assert generate(tmp_path / "cold", settings) is False
     assert not (tmp_path / "data" / "print_history.db").exists()  # nothing created where the logger writes
     manifest = json.loads((tmp_path / "cold" / "manifest.json").read_text())
     assert "model.printfarm.silver_print_jobs" in manifest["nodes"]
     assert json.loads((tmp_path / "cold" / "catalog.json").read_text())["nodes"] == {}
-    connect(tmp_path / "data" / "print_history.db").close()
-    assert generate(tmp_path / "full", settings) is True
-    catalog = json.loads((tmp_path / "full" / "catalog.json").read_text())
-    assert "source.printfarm.raw.raw_printer_jobs" in catalog["sources"]
 
 
-def test_docs_are_served(tmp_path):
-    env = {**os.environ, "DATA_DIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestration.dbt.docs", "--port", "0",
-                             "--target", str(tmp_path / "docs")], env=env, stdout=subprocess.PIPE, text=True)
+def test_docs_are_served_and_gain_column_types_after_a_build(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {**os.environ, "DATA_DIR": str(data)}
+    proc = spawn([sys.executable, "-m", "orchestration.dbt.docs", "--port", "0", "--refresh", "0.5",
+                  "--target", str(tmp_path / "docs")], env=env, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert "compile-only" in line
@@ -37,6 +38,12 @@ def test_docs_are_served(tmp_path):
         page = requests.get(url + "index.html", timeout=10)
         assert page.status_code == 200 and "dbt" in page.text.lower()
         assert requests.get(url + "manifest.json", timeout=10).json()["metadata"]["project_name"] == "printfarm"
+        assert requests.get(url + "catalog.json", timeout=10).json()["nodes"] == {}
+
+        connect(data / "print_history.db").close()
+        dbt(data, "run", "--select", "+silver_print_jobs")  # the models a sync run builds
+        assert "dbt docs regenerated (full)" in proc.stdout.readline()
+        columns = requests.get(url + "catalog.json", timeout=10).json()["nodes"]["model.printfarm.silver_print_jobs"]
+        assert columns["columns"]["print_id"]["type"], columns["columns"]["print_id"]
     finally:
-        proc.terminate()
-        proc.wait(10)
+        assert stop(proc, timeout=10) is not None
