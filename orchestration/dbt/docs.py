@@ -3,7 +3,7 @@
 With a raw database present the docs include the catalog (column types, row counts); on a cold
 start (no DATA_DIR/print_history.db yet) they fall back to compile-only docs
 (`dbt docs generate --empty-catalog`), so the lineage is browsable from the first minute.
-While serving, the docs are generated again after dbt builds changed the warehouse (checked every
+While serving, the docs are generated again when dbt builds changed the warehouse (looked at every
 --refresh seconds), so the catalog gains the models' column types once they exist.
 """
 
@@ -75,6 +75,8 @@ class Refresher(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
+            # A generation during a build may miss a table; the build's later writes change the
+            # stamp again, so the next look generates once more.
             stamp = warehouse_stamp(self.settings)
             if stamp is None or stamp == self.stamp:
                 continue

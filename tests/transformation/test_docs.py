@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import requests
 
@@ -42,8 +43,12 @@ def test_docs_are_served_and_gain_column_types_after_a_build(tmp_path):
 
         connect(data / "print_history.db").close()
         dbt(data, "run", "--select", "+silver_print_jobs")  # the models a sync run builds
-        assert "dbt docs regenerated (full)" in proc.stdout.readline()
-        columns = requests.get(url + "catalog.json", timeout=10).json()["nodes"]["model.printfarm.silver_print_jobs"]
-        assert columns["columns"]["print_id"]["type"], columns["columns"]["print_id"]
+        deadline = time.monotonic() + 90
+        while "model.printfarm.silver_print_jobs" not in requests.get(url + "catalog.json", timeout=10).json()["nodes"]:
+            assert time.monotonic() < deadline, "the docs were not generated again after the build"
+            time.sleep(0.5)
+        node = requests.get(url + "catalog.json", timeout=10).json()["nodes"]["model.printfarm.silver_print_jobs"]
+        assert node["columns"]["print_id"]["type"] == "TEXT", node["columns"]["print_id"]
     finally:
         assert stop(proc, timeout=10) is not None
+    assert "dbt docs regenerated (full) after a warehouse change" in proc.stdout.read()
