@@ -23,10 +23,11 @@ venv: $(STAMP)
 demo: manifest
 	$(PY) -m orchestration.demo
 
-# System tools the tests need (mosquitto, openssl, docker-compose, chromium): installed with
+# System tools the tests need (mosquitto, openssl, docker-compose, chromium; python3-venv while
+# there is no venv yet): installed with
 # apt-get when run as root on Debian/Ubuntu, else one line naming the install command.
 tools:
-	@PATH="$$PATH:/usr/sbin:/usr/local/sbin" sh deploy/check-tools.sh
+	@PATH="$$PATH:/usr/sbin:/usr/local/sbin" PYTHON="$(PYTHON)" VENV="$(VENV)" sh deploy/check-tools.sh
 
 test: tools manifest
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -11,6 +11,11 @@ missing() {
     for pair in $TOOLS; do
         command -v "${pair%%:*}" >/dev/null 2>&1 || packages="$packages ${pair#*:}"
     done
+    # The Makefile passes PYTHON and VENV: making the venv needs ensurepip (Debian: python3-venv).
+    if [ -n "${PYTHON:-}" ] && [ ! -x "${VENV:-.venv}/bin/python" ] \
+        && ! "$PYTHON" -c "import ensurepip" >/dev/null 2>&1; then
+        packages="$packages python3-venv"
+    fi
     echo "$packages"
 }
 

@@ -34,9 +34,9 @@ def stub(folder: Path, name: str, body: str = "exit 0") -> None:
     (folder / name).chmod(0o755)
 
 
-def check(bin_dir: Path, *prefix: str) -> subprocess.CompletedProcess:
+def check(bin_dir: Path, *prefix: str, **env: str) -> subprocess.CompletedProcess:
     script = shutil.copy(SCRIPT, bin_dir.parent / SCRIPT.name)  # readable by nobody wherever the clone is
-    return subprocess.run([*prefix, SH, str(script)], env={"PATH": str(bin_dir)}, capture_output=True,
+    return subprocess.run([*prefix, SH, str(script)], env={"PATH": str(bin_dir), **env}, capture_output=True,
                           text=True, timeout=30)
 
 
@@ -54,6 +54,18 @@ def test_not_root_names_the_exact_install_command(bin_dir):
     assert proc.returncode == 1
     assert proc.stderr == ("make test needs mosquitto docker-compose chromium: "
                            "sudo apt-get install -y mosquitto docker-compose chromium\n")
+
+
+def test_a_python_without_venv_support_needs_python3_venv_until_the_venv_exists(bin_dir):
+    for tool in TOOLS:
+        stub(bin_dir, tool)
+    stub(bin_dir, "python3", 'case "$*" in *ensurepip*) exit 1;; esac')  # Debian's python3 without python3-venv
+    venv = bin_dir.parent / "venv"
+    proc = check(bin_dir, PYTHON="python3", VENV=str(venv))
+    assert proc.stderr == "make test needs python3-venv: sudo apt-get install -y python3-venv\n"
+    (venv / "bin").mkdir(parents=True)
+    stub(venv / "bin", "python")
+    assert check(bin_dir, PYTHON="python3", VENV=str(venv)).returncode == 0  # made already: nothing to install
 
 
 def test_root_without_apt_get_names_the_command(bin_dir):
