@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lock clean manifest
+.PHONY: demo test venv lock clean manifest tools
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ venv: $(STAMP)
 demo: manifest
 	$(PY) -m orchestration.demo
 
-test: manifest
+# System tools the tests need (mosquitto, openssl, docker-compose, chromium; python3-venv while
+# there is no venv yet): installed with
+# apt-get when run as root on Debian/Ubuntu, else one line naming the install command.
+tools:
+	@PATH="$$PATH:/usr/sbin:/usr/local/sbin" PYTHON="$(PYTHON)" VENV="$(VENV)" sh deploy/check-tools.sh
+
+test: tools manifest
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Re-resolve the lock from pyproject.toml (needs the registry).

@@ -17,6 +17,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -32,6 +33,14 @@ BROKER_KINDS = ("auto", "mosquitto", "embedded")
 
 class BrokerUnavailable(RuntimeError):
     pass
+
+
+def _default_signals() -> None:
+    """preexec_fn: mosquitto gets default signals even from a parent that ignores SIGINT/SIGTERM
+    (same as orchestration.processes.default_signals; ingestion does not import orchestration)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
 def find_mosquitto() -> str | None:
@@ -142,7 +151,8 @@ class DevBroker:
                                         f"{exc}") from exc
             return self
         self.proc = subprocess.Popen([self.binary, "-c", str(self.config_file)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+                                     stderr=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_default_signals)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -161,7 +171,7 @@ class DevBroker:
         if self.embedded is not None:
             self.embedded.stop()
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.terminate()  # by pid: this broker only, never `pkill mosquitto`
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:

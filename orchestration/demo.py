@@ -28,6 +28,7 @@ from orchestration.processes import Supervisor
 
 REPO = Path(__file__).resolve().parents[1]
 FLEET_NAMES = {"X1C": "X1C bay 1", "P1S": "P1S bay 2", "A1": "A1 bay 3"}
+DEMO_INSTANCE = "# demo only\nnux:\n  enabled: false\n"
 
 
 def load_dotenv(path: Path) -> dict[str, str]:
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     data, home = work / "data", work / "dagster_home"
     data.mkdir(parents=True)
     home.mkdir(parents=True)
-    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    # the production instance settings, plus: no "join the community" pop-up over a visitor's UI
+    (home / "dagster.yaml").write_text((REPO / "deploy" / "dagster.yaml").read_text() + DEMO_INSTANCE)
     env = {**os.environ, **load_dotenv(REPO / ".env"), "DATA_DIR": str(data), "DAGSTER_HOME": str(home),
            "SENSOR_INTERVAL_SECONDS": "5", "DAGSTER_UI_URL": f"http://127.0.0.1:{args.dagster_port}",
            "PYTHONUNBUFFERED": "1"}
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                  "access_code": broker.password, "ca_file": str(broker.ca_file)} for serial, model in fleet]}))
             procs.python("simulator", ["ingestion.simulator", "--host", broker.host, "--port", str(broker.port),
                                        "--password", broker.password, "--cafile", str(broker.ca_file),
-                                       "--printers", "3", "--scenario", "mix", "--speed", str(args.speed)])
+                                       "--printers", "3", "--scenario", "mix", "--speed", str(args.speed),
+                                       "--forever"])  # keeps printing until the demo stops it
             time.sleep(2)  # printers first, as in a real farm: the logger's pushall finds them
             procs.python("logger", ["ingestion"], env={"LOGGER_CONFIG": str(config)})
             # Create the instance's SQLite storage once, before the webserver and the daemon start:
@@ -132,10 +135,13 @@ def main(argv: list[str] | None = None) -> int:
             with DagsterInstance.from_config(str(home)) as instance:
                 instance.get_runs(limit=1)
             bin_dir = Path(sys.executable).parent
+            workspace = str(REPO / "workspace.yaml")
+            # cwd=work: Dagster's commands load .env from their folder over the environment, which
+            # would put a user's DATA_DIR/DAGSTER_HOME from the repository's .env over the demo's
             procs.start("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1",
-                                              "-p", str(args.dagster_port), "-w", "workspace.yaml"], cwd=REPO)
-            procs.start("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO)
-            procs.python("dbt-docs", ["orchestration.dbt.docs", "--port", str(args.docs_port),
+                                              "-p", str(args.dagster_port), "-w", workspace], cwd=work)
+            procs.start("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], cwd=work)
+            procs.python("dbt-docs", ["orchestration.dbt.docs", "--port", str(args.docs_port), "--refresh", "60",
                                       "--target", str(work / "dbt-docs")])
             procs.python("sync-api", ["orchestration.api", "--port", str(args.api_port)])
 
@@ -144,19 +150,22 @@ printfarm demo is starting (logs in {work / 'logs'}):
   Dagster UI     http://127.0.0.1:{args.dagster_port}   (assets: silver_print_jobs, inventree_stock)
   dbt docs       http://127.0.0.1:{args.docs_port}
   sync API       http://127.0.0.1:{args.api_port}/sync/status
-Prints finish within a minute or two; the sensors push them to InvenTree by themselves.
+The printers keep printing (completed, failed, cancelled, paused, reprints) until Ctrl-C; each
+finished print reaches InvenTree within a minute, pushed by the sensors without a click.
 Ctrl-C stops everything.""", flush=True)
             started = time.monotonic()
             reported = 0
             while not stop.is_set():
-                dead = [c.name for c in procs.dead() if c.name != "simulator"]
+                dead = [c.name for c in procs.dead()]  # the simulator too: it prints until stopped
                 if dead:
                     print(f"demo: {', '.join(dead)} exited; see {work / 'logs'}", file=sys.stderr)
                     return 1
                 if inventree is not None and len(inventree.stock_items) != reported:
                     reported = len(inventree.stock_items)
+                    newest = max(inventree.stock_items.values(), key=lambda item: item["pk"])
                     print(f"[{time.monotonic() - started:5.0f}s] InvenTree stand-in: {len(inventree.parts)} parts, "
-                          f"{reported} stock items", flush=True)
+                          f"{reported} stock items; newest {newest['batch']} at "
+                          f"{inventree.base_url}/web/part/{newest['part']}/", flush=True)
                 if args.smoke:
                     if smoke_done(inventree, bambuddy, args.dagster_port):
                         print(f"smoke: prints reached InvenTree and links reached Bambuddy after "
@@ -209,13 +218,21 @@ def smoke_done(inventree, bambuddy, dagster_port: int) -> bool:
     linked = [a for a in bambuddy.archives.values() if (a.get("external_url") or "").endswith("/")]
     if not linked:
         return False
-    query = '{ assetOrError(assetKey: {path: ["inventree_stock"]}) { ... on Asset { assetMaterializations(limit: 1) ' \
-            '{ runId } } } }'
+    try:  # the link a visitor clicks in Bambuddy leads to the part's page
+        page = requests.get(linked[0]["external_url"], timeout=5)
+    except requests.RequestException:
+        return False
+    if page.status_code != 200 or "Stock items" not in page.text:
+        return False
+    # shouldShowNux: the community pop-up a fresh browser would see (off in the demo's instance)
+    query = '{ shouldShowNux assetOrError(assetKey: {path: ["inventree_stock"]}) { ... on Asset { ' \
+            'assetMaterializations(limit: 1) { runId } } } }'
     try:
         answer = requests.post(f"http://127.0.0.1:{dagster_port}/graphql", json={"query": query}, timeout=5).json()
     except (requests.RequestException, ValueError):
         return False
-    return bool(answer.get("data", {}).get("assetOrError", {}).get("assetMaterializations"))
+    data = answer.get("data") or {}
+    return data.get("shouldShowNux") is False and bool((data.get("assetOrError") or {}).get("assetMaterializations"))
 
 
 if __name__ == "__main__":

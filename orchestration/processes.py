@@ -1,5 +1,11 @@
-"""A tiny supervisor for the demo and benchmarks: start child processes in their own process
-groups, stop them all (SIGTERM, then SIGKILL) on exit, Ctrl-C or SIGTERM, leaving no orphan."""
+"""Child processes with clean signals, and a tiny supervisor for the demo and benchmarks.
+
+Every child gets its own process group and default signal dispositions. Both matter: a parent
+started with SIGINT ignored (`cmd &` in a script, nohup, many CI runners) passes SIG_IGN through
+exec, and Dagster maps SIGTERM onto SIGINT's handler (`setup_interrupt_handlers`, also after every
+in-process run), so a daemon or server started from such a parent would ignore the SIGTERM that
+is meant to stop it. Children are stopped by their group (SIGTERM, then SIGKILL), leaving no orphan.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,50 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Mapping, Sequence
+
+_UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
+
+
+def default_signals() -> None:
+    """preexec_fn: SIG_DFL for every signal and an empty mask (SIG_IGN and the mask survive exec)."""
+    for sig in signal.valid_signals():
+        if sig not in _UNCATCHABLE:
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
+def child_options() -> dict:
+    """Popen keyword arguments for any long-lived child: own process group, default signals."""
+    return {"start_new_session": True, "preexec_fn": default_signals}
+
+
+def spawn(args: Sequence[str], **kwargs) -> subprocess.Popen:
+    """subprocess.Popen with child_options(); stop it with stop()."""
+    return subprocess.Popen(list(args), **child_options(), **kwargs)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int | None:
+    """SIGTERM to the child's group, SIGKILL to what is left after `timeout`; returns the exit code."""
+    signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    signal_group(proc, signal.SIGKILL)  # grandchildren too (dagster spawns run workers)
+    try:
+        return proc.wait(2)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 @dataclass
@@ -33,11 +83,8 @@ class Supervisor:
         log_path = self.log_dir / f"{name}.log"
         log = open(log_path, "ab")
         self._logs.append(log)
-        proc = subprocess.Popen(
-            list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**self.env, **(env or {})}, cwd=cwd,
-            start_new_session=True,  # own process group: we can kill its whole tree
-        )
+        proc = spawn(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                     env={**self.env, **(env or {})}, cwd=cwd)
         child = Child(name, proc, log_path)
         self.children.append(child)
         return child
@@ -50,20 +97,10 @@ class Supervisor:
 
     def stop_all(self, timeout: float = 10.0) -> None:
         for child in reversed(self.children):
-            _signal_group(child.proc, signal.SIGTERM)
+            signal_group(child.proc, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for child in reversed(self.children):
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                child.proc.wait(remaining)
-            except subprocess.TimeoutExpired:
-                pass
-            # Kill whatever is left of the group (dagster spawns grandchildren).
-            _signal_group(child.proc, signal.SIGKILL)
-            try:
-                child.proc.wait(2)
-            except subprocess.TimeoutExpired:
-                pass
+            stop(child.proc, max(0.1, deadline - time.monotonic()))
         for log in self._logs:
             log.close()
         self._logs.clear()
@@ -73,11 +110,3 @@ class Supervisor:
 
     def __exit__(self, *exc) -> None:
         self.stop_all()
-
-
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-

@@ -1,6 +1,8 @@
 """Fixtures shared by several test folders: the stand-ins over real HTTP and a pipeline environment
 (temporary DATA_DIR, InvenTree stand-in settings, MQTT-only unless a test sets BAMBUDDY_BASE_URL)."""
 
+import signal
+
 import pytest
 
 from ingestion.raw_schema import connect
@@ -41,3 +43,14 @@ def env(tmp_path, monkeypatch, inventree):
     return tmp_path
 
 
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_as_found():
+    """An in-process Dagster run leaves SIGTERM set like SIGINT (ignored under a background runner):
+    put both back, so one test's run cannot change what the next test's children inherit."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in before.items():
+        if signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)

@@ -21,20 +21,39 @@ def compose() -> dict:
     return yaml.safe_load((REPO / "docker-compose.yml").read_text())
 
 
-def docker_compose(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def docker_compose(tmp_path: Path, *args: str, env_lines: str = "") -> subprocess.CompletedProcess:
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose is missing: apt-get install docker-compose (.ci/run installs it)"
     shutil.copy(REPO / "docker-compose.yml", tmp_path / "docker-compose.yml")
-    shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    (tmp_path / ".env").write_text((REPO / ".env.example").read_text() + env_lines)
     (tmp_path / "ingestion").mkdir(exist_ok=True)
     shutil.copy(REPO / "ingestion" / "config.json.example", tmp_path / "ingestion" / "config.json")
     return subprocess.run([binary, "-f", str(tmp_path / "docker-compose.yml"), *args], cwd=tmp_path,
                           capture_output=True, text=True)
 
 
-def test_docker_compose_validates_the_file(tmp_path):
-    proc = docker_compose(tmp_path, "config", "-q")
+def test_with_env_from_the_example_every_service_uses_its_volumes_ports_and_healthchecks(tmp_path):
+    # .env as the README makes it (example + the "Without Docker" DAGSTER_HOME line): host paths
+    # in it must not reach the containers, whose data lives in the volumes
+    proc = docker_compose(tmp_path, "config", env_lines=f"DAGSTER_HOME={tmp_path}/.dagster_home\n")
     assert proc.returncode == 0, proc.stderr
+    resolved = yaml.safe_load(proc.stdout)["services"]
+    assert SERVICES <= set(resolved)
+    for name in SERVICES:
+        service = resolved[name]
+        env = service["environment"]
+        assert (env["DATA_DIR"], env["DAGSTER_HOME"]) == ("/data", "/dagster_home"), name
+        targets = {v["target"] if isinstance(v, dict) else v.split(":")[1]: v for v in service["volumes"]}
+        assert "/data" in targets, name
+        if name.startswith("dagster") or name == "sync-api":  # the API reads the daemon's heartbeat
+            assert "/dagster_home" in targets, name
+    # the README's ports, each answered by the service's own healthcheck
+    for name, port in (("dagster-webserver", "3000"), ("dbt-docs", "8080"), ("sync-api", "8088")):
+        service = resolved[name]
+        assert [str(p.get("published", p) if isinstance(p, dict) else p).split(":")[0] for p in service["ports"]] == [port]
+        assert port in service["command"] and f"127.0.0.1:{port}" in " ".join(service["healthcheck"]["test"]), name
+    assert resolved["dagster-daemon"]["healthcheck"]["test"][-2:] == ["dagster-daemon", "liveness-check"]
+    assert resolved["logger"]["healthcheck"]["test"][-2:] == ["-m", "ingestion.healthcheck"]
 
 
 def test_docker_compose_validates_the_demo_profile(tmp_path):

@@ -18,6 +18,7 @@ from deploy import demo_init
 from deploy.demo_init import DemoInitError, DemoSettings
 from ingestion.devbroker import find_mosquitto, free_port
 from ingestion.simulator import default_fleet
+from orchestration.processes import spawn
 from tests.contract_shape import same_shape
 from tests.fakes.bambuddy import FakeBambuddy
 from tests.fakes.inventree import FakeInvenTree
@@ -180,15 +181,14 @@ def test_broker_files_are_made_once_and_mosquitto_accepts_them(tmp_path):
     assert (certs / "passwd").read_text().startswith("bblp:$7$")
 
     mosquitto = find_mosquitto()
-    if mosquitto is None:
-        pytest.skip("mosquitto not installed (apt-get install mosquitto)")
+    assert mosquitto, "mosquitto is missing: apt-get install mosquitto (make test installs it as root)"
     port = free_port()
     conf = (demo_init.Path(__file__).resolve().parents[2] / "deploy" / "demo" / "mosquitto.conf").read_text()
     conf = conf.replace("/mosquitto/certs", str(certs)).replace("listener 8883", f"listener {port} 127.0.0.1")
     conf += f"user {pwd.getpwuid(os.getuid()).pw_name}\n"  # as root it would switch to a user who cannot read tmp
     (tmp_path / "mosquitto.conf").write_text(conf)
-    broker = subprocess.Popen([mosquitto, "-c", str(tmp_path / "mosquitto.conf")], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
+    broker = spawn([mosquitto, "-c", str(tmp_path / "mosquitto.conf")], stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT)
     try:
         assert connects(port, certs / "ca.crt", "87654321"), broker_output(broker)  # the current access code
         assert not connects(port, certs / "ca.crt", "12345678")  # the replaced one

@@ -1,6 +1,7 @@
 """The README's demo command, headless and bounded: simulated prints reach the InvenTree stand-in
 through the real logger, Dagster sensors/daemon and dbt, links reach the Bambuddy stand-in, the
-Dagster GraphQL API shows inventree_stock materialized; then nothing it started is left running."""
+Dagster GraphQL API shows inventree_stock materialized and the community pop-up off, a Bambuddy
+link opens the part's page; then nothing it started is left running."""
 
 import os
 import socket
@@ -46,6 +47,7 @@ def test_demo_reaches_inventree_and_leaves_no_process(tmp_path):
                           timeout=420)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "DEMO STAND-IN" in proc.stdout and "smoke: prints reached InvenTree" in proc.stdout
+    assert "/web/part/" in proc.stdout  # progress lines name the newest part's page (the smoke opened one)
     assert leftovers(str(workdir)) == []
     # a real browser rendered the pages a person opens: the Dagster asset and the dbt docs lineage
     for name, expected in (("dagster-inventree_stock", "inventree_stock"),

@@ -15,6 +15,7 @@ import copy
 import email.parser
 import email.policy
 import hmac
+import html
 import io
 import json
 import re
@@ -195,6 +196,7 @@ class FakeInvenTree(FakeServer):
         self.route("DELETE", f"{api}/parameter/(\\d+)/", self._authed(self._delete_parameter))
         self.route("GET", "/media/(.+)", self._authed(self._media, html_401=True))
         self.route("GET", "/demo/", lambda r: Response(200, self.demo_listing()))
+        self.route("GET", "/web/part/(\\d+)/", self.part_page)  # the part links written to Bambuddy
 
     @property
     def base_url(self) -> str:
@@ -675,6 +677,32 @@ class FakeInvenTree(FakeServer):
              "stock_items": [{"pk": s["pk"], "batch": s["batch"], "quantity": s["quantity"], "notes": s["notes"]}
                              for s in self.stock_items.values() if s["part"] == p["pk"]]}
             for p in self.parts.values()]}
+
+
+    def part_page(self, request: Request, pk: str) -> Response:
+        """A small HTML page at the part URL InvenTree's web UI uses (not a copy of that UI): the
+        part, its parameters, stock items and image, so the demo's links lead somewhere."""
+        part = self.parts.get(int(pk))
+        if part is None:
+            return Response(404, b"<html><body>Part not found</body></html>", content_type="text/html")
+        esc = html.escape
+        params = "".join(f"<tr><td>{esc(self.templates[q['template']]['name'])}</td><td>{esc(str(q['data']))}</td></tr>"
+                         for q in self.parameters.values() if q["model_id"] == part["pk"])
+        stock = "".join(f"<tr><td>{s['pk']}</td><td>{esc(s['batch'] or '')}</td><td>{s['quantity']}</td>"
+                        f"<td>{esc(s['notes'] or '')}</td></tr>"
+                        for s in self.stock_items.values() if s["part"] == part["pk"])
+        image = ""
+        content = self.media.get((part.get("image") or "").removeprefix("/media/"))
+        if content:  # inline: /media/ needs the API token, a browser has none
+            mime = "image/png" if part["image"].endswith(".png") else "image/jpeg"
+            image = f'<img alt="part image" src="data:{mime};base64,{base64.b64encode(content).decode()}">'
+        page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(part['name'])}</title></head><body>"
+                f"<p>InvenTree stand-in (demo only)</p><h1>{esc(part['name'])}</h1><p>IPN {esc(part['IPN'])}</p>"
+                f"<p>{esc(part['description'] or '')}</p>{image}"
+                f"<h2>Parameters</h2><table>{params}</table>"
+                f"<h2>Stock items</h2><table><tr><th>pk</th><th>batch</th><th>quantity</th><th>notes</th></tr>"
+                f"{stock}</table></body></html>")
+        return Response(200, page.encode(), content_type="text/html; charset=utf-8")
 
 
 def seed_demo(fake: FakeInvenTree) -> dict[str, int]:
