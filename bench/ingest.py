@@ -23,6 +23,7 @@ from pathlib import Path
 from ingestion.devbroker import DevBroker
 from ingestion.scenarios import Step
 from ingestion.simulator import BrokerAddress, Simulator
+from orchestration.processes import spawn
 
 TRANSITIONS_PER_JOB = 3  # (new) -> preparing -> running -> completed
 
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
              "ca_file": str(broker.ca_file)} for s in plans]}))
         env = {**os.environ, "DATA_DIR": str(tmp_path), "LOGGER_CONFIG": str(config),
                "HEARTBEAT_INTERVAL_SECONDS": "0.25"}
-        logger = subprocess.Popen([sys.executable, "-m", "ingestion", "--log-level", "WARNING"], env=env,
+        logger = spawn([sys.executable, "-m", "ingestion", "--log-level", "WARNING"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         db = tmp_path / "print_history.db"
         try:

@@ -27,7 +27,7 @@ def payload(event: str) -> dict:
 def play_daemon(instance: DagsterInstance) -> list:
     """Do what the daemon does: tick the scheduler and run what it asks for (one run at most)."""
     result = sync_scheduler(build_sensor_context(instance=instance))
-    job = defs.get_job_def("sync_prints")
+    job = defs.resolve_job_def("sync_prints")
     return [job.execute_in_process(run_config=result.run_config, tags=result.tags, instance=instance)] \
         if hasattr(result, "run_config") else []
 

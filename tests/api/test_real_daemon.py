@@ -3,7 +3,6 @@ queued run (deploy/dagster.yaml run queue) -> sync_prints in its own process -> 
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from orchestration.processes import spawn, stop
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,9 +22,8 @@ def test_archive_sync_through_a_real_daemon(serve, env, bambuddy, inventree, mon
     archive = bambuddy.add_archive(printer_id=1, print_name="Benchy")
     bambuddy.add_run(archive["id"])
     shutil.copy(REPO / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
-    daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-                              cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    daemon = spawn([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+                   cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         with serve(wait_seconds=150.0) as api:
             deadline = time.monotonic() + 90
@@ -43,8 +42,4 @@ def test_archive_sync_through_a_real_daemon(serve, env, bambuddy, inventree, mon
         assert len(inventree.stock_items) == 1
         assert bambuddy.archives[archive["id"]]["external_url"].endswith("/")
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        stop(daemon, timeout=30)

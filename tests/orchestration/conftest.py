@@ -14,7 +14,7 @@ from orchestration.jobs import sync_run_config
 def run_sync(archive_ids=None, force=False, max_archives=None, instance=None, raise_on_error=False,
              full_rescan=False):
     from orchestration.definitions import defs
-    job = defs.get_job_def("sync_prints")
+    job = defs.resolve_job_def("sync_prints")
     config = sync_run_config(archive_ids, force, max_archives, full_rescan=full_rescan)
     return job.execute_in_process(run_config=config,
                                   instance=instance or DagsterInstance.ephemeral(), raise_on_error=raise_on_error)

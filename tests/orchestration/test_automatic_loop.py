@@ -141,7 +141,7 @@ def test_the_api_gives_the_run_id_as_soon_as_the_run_exists(env, serve, dagster_
         while not ledger.requests(("pending",)):
             pass
         launch = sync_scheduler(build_sensor_context(instance=instance))  # the daemon's tick ...
-        run = instance.create_run_for_job(defs.get_job_def("sync_prints"), run_config=launch.run_config,
+        run = instance.create_run_for_job(defs.resolve_job_def("sync_prints"), run_config=launch.run_config,
                                           tags=launch.tags)  # ... and the run it queued, not finished
         caller.join(30)
     (answer,) = answers

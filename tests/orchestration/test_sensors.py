@@ -24,7 +24,7 @@ def daemon(instance, daemon_id):
 def launched(instance, result, status=DagsterRunStatus.STARTED):
     """What the daemon does with a RunRequest: a run in the instance carrying the request's tags."""
     from orchestration.definitions import defs
-    job = defs.get_job_def("sync_prints")
+    job = defs.resolve_job_def("sync_prints")
     run = instance.create_run_for_job(job, run_config=result.run_config, tags=result.tags)
     if status == DagsterRunStatus.FAILURE:
         instance.report_run_failed(run)

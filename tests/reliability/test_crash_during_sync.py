@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.orchestration.conftest import ledger_rows, run_sync
+from orchestration.processes import spawn
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,7 +44,7 @@ def finished(bambuddy, name):
 
 
 def sync_in_subprocess(killed: dict) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.reliability.sync_once"], cwd=REPO,
+    proc = spawn([sys.executable, "-m", "tests.reliability.sync_once"], cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed["pid"] = proc.pid

@@ -14,6 +14,7 @@ import time
 from ingestion.scenarios import Job, Step, start_steps
 from tests.ingestion.conftest import broker, simulator, wait_until, write_config  # noqa: F401 (fixtures)
 from tests.orchestration.conftest import run_sync
+from orchestration.processes import spawn
 
 RATE_PER_PRINTER = 300          # messages a second; four printers offer 1,200 msg/s
 DELTAS_PER_JOB = 600
@@ -56,7 +57,7 @@ def test_logger_flood_while_dbt_builds_and_pushes(env, broker, simulator, invent
         p.wait_connected()
     config = write_config(env / "config.json", broker, [p.serial for p in printers])
     log = (env / "logger.log").open("w")  # a file, not a pipe: nobody drains a pipe while a run goes on
-    proc = subprocess.Popen([sys.executable, "-m", "ingestion"], stdout=log, stderr=subprocess.STDOUT,
+    proc = spawn([sys.executable, "-m", "ingestion"], stdout=log, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "DATA_DIR": str(env), "LOGGER_CONFIG": str(config),
                                             "HEARTBEAT_INTERVAL_SECONDS": "0.25"})
     stop = threading.Event()
