@@ -86,10 +86,10 @@ def test_kill_9_at_a_step_then_rerun_heals(bb_env, bambuddy, inventree, step, se
     result = run_sync()
     assert result.success
     assert_everything_synced_once(bb_env, bambuddy, inventree, archives)
-    # and a third run finds nothing to do
-    stock_posts = inventree.count("POST", "/api/stock/")
-    assert run_sync().success
-    assert inventree.count("POST", "/api/stock/") == stock_posts
+    if step == CRASH_POINTS[1][0]:  # and a third run finds nothing to do (once: it is the same for all)
+        stock_posts = inventree.count("POST", "/api/stock/")
+        assert run_sync().success
+        assert inventree.count("POST", "/api/stock/") == stock_posts
 
 
 def test_response_lost_after_the_server_committed(bb_env, bambuddy, inventree):
