@@ -82,7 +82,9 @@ def test_completed_print_bambuddy_missed_is_one_print_linked_when_its_archive_ap
     add_job(conn, key="5", name="Benchy", started="2026-01-01T10:00:00.000000Z", ended="2026-01-01T10:01:00.000000Z",
             gcode_file="/data/Metadata/plate_1.gcode")
     add_archive(conn, 1, filename="/data/Metadata/plate_1.gcode", content_hash="", status="printing", completed=None)
-    set_archive(conn, 1, raw_json=FALLBACK, thumbnail_path=None, started_at="2026-01-01T10:03:00")
+    # Bambuddy's fallback archive, created 3 min after the start, stays `printing`
+    set_archive(conn, 1, raw_json=FALLBACK, thumbnail_path=None, started_at="2026-01-01T10:03:00",
+                created_at="2026-01-01T10:03:00")
     build(data_dir)
     first = silver(data_dir)
     assert list(first) == ["mqtt:S1:5"]
