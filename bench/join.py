@@ -130,6 +130,8 @@ def evaluate(data: Path, inventree, bridge, rounds: int) -> dict:
             "wrong_part": wrong_part, "lost": lost, "duplicates": duplicates, "matched": matched,
             "both_witnesses": both, "wrong_matches": wrong_matches, "wrong_status_stocked": wrong_status,
             "logger_jobs": sum(len(v) for v in jobs.values()),
+            # completed prints stocked from the logger because Bambuddy had no run in time
+            "mqtt_emitted": wh.execute("SELECT COUNT(*) FROM silver_mqtt_emissions").fetchone()[0],
             "stale_in_bambuddy": sum(bool(t.get("stale")) for ts in bridge.truth.values() for t in ts)}
 
 

@@ -24,7 +24,8 @@ PUSH_KEY_COLUMNS = ("print_id", "batch", "part_key", "ipn", "mqtt_job_key")
 
 def guards_push_key(node: Mapping[str, Any]) -> bool:
     model = (node.get("attached_node") or "").rsplit(".", 1)[-1]
-    return model in PUSH_MODELS and (node.get("column_name") or "") in PUSH_KEY_COLUMNS
+    column = node.get("column_name") or ""  # a column, or an expression over columns
+    return model in PUSH_MODELS and any(key in column for key in PUSH_KEY_COLUMNS)
 
 
 def with_push_key_severity(events: Iterable[Any], manifest: Mapping[str, Any]) -> Iterator[Any]:
