@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=60, help="simulator time factor (60: a 10 min print in 10 s)")
     parser.add_argument("--time-scale", type=float, default=0.1, help="Bambuddy's delays x this (0.1: 6-19 s retries)")
     parser.add_argument("--rounds", type=int, default=2, help="plays of the plan; a printer restart between")
-    parser.add_argument("--grace-minutes", type=float, default=0.5, help="ARCHIVE_GRACE_MINUTES")
+    parser.add_argument("--grace-minutes", type=float, default=0.2,
+                        help="ARCHIVE_GRACE_MINUTES (0.2: some stale runs come after it, so prints go both ways)")
     parser.add_argument("--drain", type=float, default=240, help="at most this long for Bambuddy and grace after")
     args = parser.parse_args(argv)
 

@@ -8,10 +8,12 @@
     - mutual best among the free ones, in rounds, so a run whose closest job is taken still gets
       the next free candidate.
     A run waits while its printer has a job still open that may be its witness. -#}
+{#- full_refresh=false: this is recorded history; a --full-refresh would forget it (and move print_ids). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
+    full_refresh=false,
     post_hook=[
         "create unique index if not exists ux_silver_job_matches_run on silver_job_matches (run_ref)",
         "create unique index if not exists ux_silver_job_matches_job on silver_job_matches (job_ref)",

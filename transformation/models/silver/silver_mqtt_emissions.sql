@@ -5,10 +5,12 @@
     job paired in the same build as it entered bronze is never here (a backfill keeps the original
     sidecar's bambuddy-<id> batches). With Bambuddy enabled a job is emitted only when Bambuddy
     shows it watched the printer since the job started (an archive created for that printer). -#}
+{#- full_refresh=false: this is recorded history; a --full-refresh would forget it (and move print_ids). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
+    full_refresh=false,
     post_hook="create unique index if not exists ux_silver_mqtt_emissions on silver_mqtt_emissions (job_ref)"
 ) }}
 {% set grace_days = var('archive_grace_minutes') | float / 1440.0 %}
