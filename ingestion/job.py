@@ -118,14 +118,18 @@ class JobEvent:
 # Looks a job up in the store: (serial, identity) -> known? Used for sticky end states seen
 # with no open job (logger start-up), so a re-delivered FINISH never becomes a phantom job.
 KnownJobLookup = Callable[[str, dict[str, str], str], bool]
+# Is (serial, job_key) already held by an ended job? Printers reuse ids (a restarted simulator,
+# a LAN task counter): a new job must then get a distinct key, or its row would be lost.
+KeyTakenLookup = Callable[[str, str], bool]
 
 
 class JobTracker:
     """Follows one printer's jobs. Feed it merged states; it returns the events to persist."""
 
     def __init__(self, serial: str, name: str, open_job: Job | None = None,
-                 known_job: KnownJobLookup | None = None):
+                 known_job: KnownJobLookup | None = None, key_taken: KeyTakenLookup | None = None):
         self.serial = serial
+        self.key_taken = key_taken or (lambda serial, key: False)
         self.name = name
         self.job = open_job
         self.known_job = known_job or (lambda serial, identity, status: False)
@@ -163,11 +167,9 @@ class JobTracker:
                 # A new job while ours is open: we missed its end (disconnect, fast start).
                 events.append(self._end("aborted", now, "new job started before an end state was seen"))
             if self.job is None or self.job.ended:
-                # Never start a job from a pause we did not see begin, nor reopen an ended job
-                # whose printer-given key comes round again (UNIQUE(serial, job_key) would merge them).
-                key = job_key(identity, received)
-                reopened = self.job is not None and self.job.job_key == key and not key.startswith("lan:")
-                if gstate != "PAUSE" and not reopened:
+                # Never start a job from a pause we did not see begin. A start after an end is a
+                # new job even when the printer reuses the ended job's ids (_start keys it apart).
+                if gstate != "PAUSE":
                     events.append(self._start(state, identity, received))
             if self.job is not None and not self.job.ended:
                 new_status = STATUS_BY_STATE.get(gstate, self.job.status)
@@ -208,10 +210,14 @@ class JobTracker:
                 pass  # a start time no calendar holds (year > 9999): keep the arrival time
         gstate = _s(state.get("gcode_state")).upper()
         key = job_key(identity, started)
-        if self.job is not None and key == self.job.job_key:
+        if self.job is not None and key == self.job.job_key and key.startswith("lan:"):
             # Two LAN jobs of one file started within a second: keep the minted keys apart.
             started = started + timedelta(seconds=1)
             key = job_key(identity, started)
+        elif not key.startswith("lan:") and (
+                (self.job is not None and self.job.job_key.split("-")[0] == key) or self.key_taken(self.serial, key)):
+            # Reused printer ids: the earlier job keeps its key, this one gets its start time.
+            key = f"{key}-{int(started.timestamp())}"
         self.job = Job(self.serial, self.name, key, identity,
                        STATUS_BY_STATE.get(gstate, "running"), iso(started),
                        print_type=_s(state.get("print_type")), gcode_state=gstate)

@@ -45,7 +45,8 @@ class LoggerService:
         self.store = JobStore(settings.db_path)
         self.printers: dict[str, PrinterRuntime] = {}
         for p in settings.printers:
-            tracker = JobTracker(p.serial, p.display_name, self.store.open_job(p.serial), self.store.known_job)
+            tracker = JobTracker(p.serial, p.display_name, self.store.open_job(p.serial), self.store.known_job,
+                                 self.store.key_taken)
             self.printers[p.serial] = PrinterRuntime(p, tracker, {})
         self.connections = ([PrinterConnection(p, self.deliver, settings.keepalive) for p in settings.printers]
                             if connect else [])

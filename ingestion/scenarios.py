@@ -71,6 +71,12 @@ class Job:
 _ids = itertools.count(700_000_001)
 
 
+def reset_ids() -> None:
+    """A restarted printer (or simulator process) numbers its tasks from the start again."""
+    global _ids
+    _ids = itertools.count(700_000_001)
+
+
 def _job_ids(job: Job) -> dict[str, str]:
     if not job.cloud:
         return {"task_id": "0", "subtask_id": "0", "project_id": "0", "profile_id": "0"}

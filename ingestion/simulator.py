@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import ssl
 import sys
 import threading
@@ -35,11 +36,20 @@ class BrokerAddress:
     tls: bool = True
 
 
+# A real printer keeps reporting while idle (temperatures, wifi); Bambuddy drops a connection that
+# stays silent for about a minute ("Connection stale") and reconnects (issue #15 observation 7).
+IDLE_REPORT_SECONDS = 10.0
+
+
 class SimulatedPrinter:
-    def __init__(self, broker: BrokerAddress, serial: str, model: str):
+    def __init__(self, broker: BrokerAddress, serial: str, model: str,
+                 idle_report_seconds: float | None = IDLE_REPORT_SECONDS):
         self.printer = SimPrinterState(serial, model)
         self.serial = serial
         self._lock = threading.Lock()
+        self._last_publish = time.monotonic()
+        self._closed = threading.Event()
+        self.idle_reports = 0
         self.published = 0
         self.pushalls_answered = 0
         self.connects = 0
@@ -61,6 +71,21 @@ class SimulatedPrinter:
         self.client.on_message = self._on_message
         self.client.connect_async(broker.host, broker.port, keepalive=30)
         self.client.loop_start()
+        if idle_report_seconds:
+            threading.Thread(target=self._report_while_quiet, args=(idle_report_seconds,), daemon=True).start()
+
+    def _report_while_quiet(self, interval: float) -> None:
+        """A report when nothing was published for `interval` s: a temperature delta for P1/A1,
+        the full state for an X1C (it always sends full objects), as real printers do."""
+        tick = 0
+        while not self._closed.wait(min(1.0, interval / 4)):
+            if time.monotonic() - self._last_publish < interval or not self._connected.is_set():
+                continue
+            tick += 1
+            with self._lock:
+                self._publish(self.printer.apply(Step(0, {"bed_temper": 24.0 + tick % 2 * 0.5,
+                                                          "wifi_signal": f"-{50 + tick % 3}dBm"})))
+                self.idle_reports += 1
 
     def wait_connected(self, timeout: float = 10) -> None:
         if not self._connected.wait(timeout):
@@ -91,6 +116,7 @@ class SimulatedPrinter:
     def _publish(self, report: dict) -> None:
         self.client.publish(f"device/{self.serial}/report", json.dumps(report), qos=0)
         self.published += 1
+        self._last_publish = time.monotonic()
 
     def send(self, step: Step) -> None:
         with self._lock:
@@ -108,6 +134,7 @@ class SimulatedPrinter:
             self.send(step)
 
     def close(self) -> None:
+        self._closed.set()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -160,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", default="mix", help=f"mix or one of: {', '.join(SCENARIOS)}")
     parser.add_argument("--speed", type=float, default=600.0, help="time factor (600: a 2 h print takes 12 s)")
     parser.add_argument("--count", type=int, default=1, help="how many times to play the scenarios")
-    parser.add_argument("--forever", action="store_true", help="keep playing until stopped")
+    parser.add_argument("--forever", action="store_true",
+                        help="keep playing the scenarios (completed, failed, cancelled, reprints) until SIGTERM/SIGINT")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.scenario != "mix" and args.scenario not in SCENARIOS:
@@ -171,13 +199,15 @@ def main(argv: list[str] | None = None) -> int:
         sim.add(serial, model).wait_connected()
         plan[serial] = MIX[model] if args.scenario == "mix" else [args.scenario]
     log.info("simulating %d printer(s): %s", len(plan), ", ".join(plan))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        while True:
-            sim.run(plan, speed=args.speed, repeat=args.count)
+        # Task ids keep counting up across loops, as on a real printer; idle reports continue between.
+        while not stop.is_set():
+            sim.run(plan, speed=args.speed, repeat=args.count, stop=stop)
             if not args.forever:
                 break
-    except KeyboardInterrupt:
-        pass
     finally:
         time.sleep(0.5)  # let the last reports leave
         sim.close()

@@ -69,6 +69,11 @@ class JobStore:
         same_file = not identity.get("gcode_file") or not gcode_file or gcode_file == identity.get("gcode_file")
         return same_name and same_file and latest_status not in LIVE_STATUSES
 
+    def key_taken(self, serial: str, key: str) -> bool:
+        """Does an ended job already hold this key? (JobTracker gives a reused id a new key.)"""
+        return self.conn.execute("SELECT 1 FROM raw_printer_jobs WHERE printer_serial = ? AND job_key = ? "
+                                 "AND ended_at IS NOT NULL", (serial, key)).fetchone() is not None
+
     def write_batch(self, jobs: Iterable[Job], transitions: list[tuple], quarantine: list[tuple],
                     heartbeats: list[tuple], now: str) -> None:
         """One transaction for everything a batch produced."""

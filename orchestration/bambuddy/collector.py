@@ -6,7 +6,11 @@ row with deleted = 1. After the first backfill a run reads only what can have ch
   brings nothing new);
 - print-log entries newer than our cursor (also created_at DESC) - a reprint reuses its archive
   row without moving it, so the print log is the change feed for runs;
-- archives referenced by those new entries, and archives still printing, fetched one by one.
+- archives referenced by those new entries, and archives still printing, fetched one by one;
+- late changes of older archives (a rename, a status set in Bambuddy's UI): every archive on the
+  pages read is compared with what we hold, and one more page per run, in rotation, re-reads
+  the rest of the list, so every change reaches the raw layer (and silver) within
+  pages/1 runs without a full scan.
 A full re-scan (run config) pages through everything and detects soft deletes.
 """
 
@@ -84,6 +88,7 @@ class ArchiveCollector:
             runs = list(self.client.iter_print_runs(stats=stats))
         else:
             archives = self._new_archives(stats)
+            archives += self._rotating_page(stats, {a["id"] for a in archives})
             self._upsert_archives(archives, report)
             runs = self._new_runs(stats)
         report.pages_read += stats.pages
@@ -114,11 +119,20 @@ class ArchiveCollector:
             page = self.client.list_archives(size, offset)
             stats.pages += 1
             fresh = [a for a in page if a["id"] not in known]
-            out.extend(fresh)
+            out.extend(page)  # known ones too: the upsert keeps only real changes
             # created_at DESC: once a page reaches an archive we hold, the rest is older and held
             if len(page) < size or len(fresh) < len(page):
                 return out
             offset += size
+
+    def _rotating_page(self, stats: PageStats, seen: set[int]) -> list[dict[str, Any]]:
+        """One page further down the list each run (wrapping round), for late changes of old archives."""
+        size = self.client.page_size
+        offset = int(self._state("rescan_offset") or size)
+        page = self.client.list_archives(size, offset)
+        stats.pages += 1
+        self._set_state("rescan_offset", offset + size if len(page) == size else size)
+        return [a for a in page if a["id"] not in seen]
 
     def _new_runs(self, stats: PageStats) -> list[dict[str, Any]]:
         cursor = int(self._state("print_log_max_id") or 0)

@@ -24,6 +24,7 @@ from ingestion.raw_schema import ensure_schema
 from orchestration.settings import SyncSettings
 
 from .project import dbt_env, dbt_executable, dbt_project, dbt_vars, ensure_manifest
+from .test_results import failures, model_errors, read_run_results, with_push_key_severity, write_failures
 
 # The Bambuddy raw tables are written by one collector (a multi-asset named bambuddy_archives).
 BAMBUDDY_SOURCE_KEYS = {
@@ -84,9 +85,22 @@ def dbt_print_history_assets(context: AssetExecutionContext, dbt: DbtCliResource
     # Not dagster-dbt's fetch_row_counts()/fetch_column_metadata(): their thread pool spins on a
     # core while dbt runs and the column fetch queried every node; together they took half of the
     # step (bench/latency.py). Row counts are read here; the column schema comes from the yml.
-    invocation = dbt.cli(args, context=context)
+    # raise_on_error=False: data tests (severity warn) never stop the run; model errors still
+    # fail the step below, after dbt_test_failures.json says what failed (test_results.py).
+    invocation = dbt.cli(args, context=context, raise_on_error=False)
     try:
-        yield from with_row_counts(invocation.stream(), settings.warehouse_db)
+        yield from with_push_key_severity(with_row_counts(invocation.stream(), settings.warehouse_db),
+                                          invocation.manifest)
+        error = invocation.get_error()
+        entries = failures(read_run_results(invocation.target_path), invocation.manifest,
+                           str(error) if error else None)
+        write_failures(settings.data_dir, entries)
+        if entries:
+            context.log.warning("dbt tests not passing: " + "; ".join(
+                f"{e['test']} ({e['status']}, {e['failures']}): {e['message'][:200]}" for e in entries))
+        if model_errors(entries):
+            raise RuntimeError("dbt build failed: " + "; ".join(
+                f"{e['test']}: {e['message'][:300]}" for e in model_errors(entries)))
         keep_partial_parse(invocation.target_path, context)
     finally:
         prune_run_targets(invocation.target_path)

@@ -38,6 +38,9 @@ def dbt_vars(settings: SyncSettings) -> dict[str, object]:
         "ipn_prefix": settings.part_ipn_prefix,
         "bambuddy_enabled": settings.bambuddy_enabled,
         "match_window_minutes": int(os.environ.get("MATCH_WINDOW_MINUTES", "30") or 30),
+        # Bambuddy archives 1-3 min after a print starts (FTP retries); a completed print it has
+        # not archived after this long is stocked from the logger's record (silver_print_jobs.yml).
+        "archive_grace_minutes": float(os.environ.get("ARCHIVE_GRACE_MINUTES", "5") or 5),
     }
 
 

@@ -77,3 +77,23 @@ def test_asset_materializes_with_metadata(bambuddy, tmp_path, monkeypatch):
                          run_config={"ops": {"bambuddy_archives": {"config": {"full_rescan": True}}}})
     meta = second.asset_materializations_for_node("bambuddy_archives")[0].metadata
     assert meta["full_rescan"].value is True and meta["new"].value == 0
+
+
+def test_late_changes_of_old_archives_reach_the_raw_layer_without_a_full_scan(bambuddy, client, tmp_path):
+    """A rename or a status set in Bambuddy's UI (PATCH print_name/status, CONTRACT.md and
+    transcript 07) on an archive far down the created_at DESC list reaches raw within a few
+    incremental runs (one extra page per run, in rotation), so silver shows it (DESIGN.md: silver
+    takes the latest version of each print)."""
+    db = tmp_path / "print_history.db"
+    archives = [bambuddy.add_archive(printer_id=1, print_name=f"Part {i}") for i in range(8)]
+    for a in archives:
+        bambuddy.add_run(a["id"])
+    collect(client, db)
+    oldest = archives[0]["id"]
+    bambuddy.archives[oldest].update(print_name="Renamed", status="failed")
+    for _ in range(4):  # 8 archives, pages of 3: the rotation reaches every page within 3 runs
+        report = collect(client, db)
+        assert not report.full_rescan and report.pages_read <= 5
+        if rows(db, f"SELECT print_name FROM raw_bambuddy_archives WHERE id = {oldest}") == [("Renamed",)]:
+            break
+    assert rows(db, f"SELECT print_name, status FROM raw_bambuddy_archives WHERE id = {oldest}") == [("Renamed", "failed")]

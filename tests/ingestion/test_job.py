@@ -52,3 +52,22 @@ def test_lan_job_whose_file_name_was_blanked_still_completes():
     report = {**lan, "gcode_file": "", "gcode_state": "FINISH", "mc_percent": 100}
     events = tracker.observe(report, report, T0 + timedelta(hours=1))
     assert [(e.kind, e.to_status) for e in events] == [("end", "completed")]
+
+
+def test_reused_ids_after_an_ended_job_make_a_new_job_with_a_distinct_key():
+    """A restarted printer reuses subtask ids (issue #15 observation 5): the second print with
+    the ids of an ended job is a new job, keyed with its start time, never dropped."""
+    taken = {"700000002"}
+    tracker = JobTracker("SER1", "bay 1", key_taken=lambda serial, key: key in taken)
+    running(tracker, CLOUD_A)
+    done = {**CLOUD_A, "gcode_state": "FINISH", "mc_percent": 100}
+    tracker.observe(done, done, T0 + timedelta(hours=1))
+    again = {**CLOUD_A, "gcode_state": "PREPARE", "mc_percent": 0}
+    events = tracker.observe(again, again, T0 + timedelta(hours=2))
+    assert [e.kind for e in events][:1] == ["start"]
+    key = events[0].job.job_key
+    assert key == f"700000002-{int((T0 + timedelta(hours=2)).timestamp())}"
+    # and a later, different printer-wide collision (store only) is keyed apart as well
+    tracker2 = JobTracker("SER1", "bay 1", key_taken=lambda serial, key: key in taken)
+    events = tracker2.observe(again, again, T0 + timedelta(hours=3))
+    assert events[0].job.job_key.startswith("700000002-")

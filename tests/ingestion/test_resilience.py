@@ -172,3 +172,24 @@ def test_bad_payloads_are_quarantined_and_logger_goes_on(broker, simulator, tmp_
     assert [r["status"] for r in jobs(db)] == ["completed"]
     heartbeat = conn.execute("SELECT quarantined, messages FROM raw_logger_heartbeat").fetchone()
     assert heartbeat[0] >= 4 and heartbeat[1] > heartbeat[0]
+
+
+def test_printer_restart_with_reused_ids_records_every_job(broker, simulator, tmp_path):
+    """A restarted printer numbers its tasks from the start again (issue #15 observation 5): the
+    logger records the repeated job as a new row with its own key; the first row is unchanged."""
+    from ingestion.scenarios import reset_ids
+
+    db = tmp_path / "print_history.db"
+    with logger_for(broker, simulator, "P1S-REUSED-IDS", db) as (printer, runtime):
+        reset_ids()
+        play(printer, completed(JOB))
+        wait_until(lambda: len(jobs(db)) == 1 and jobs(db)[0]["ended_at"], what="first job ended")
+        first = jobs(db)[0]
+        reset_ids()  # the printer restarts: the same task/subtask ids again
+        play(printer, completed(JOB))
+        wait_until(lambda: len(jobs(db)) == 2 and jobs(db)[1]["ended_at"], what="second job ended")
+    rows = jobs(db)
+    assert rows[0] == first
+    assert rows[0]["subtask_id"] == rows[1]["subtask_id"] == first["job_key"]
+    assert rows[1]["job_key"].startswith(first["job_key"] + "-")
+    assert [r["status"] for r in rows] == ["completed", "completed"]

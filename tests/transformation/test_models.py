@@ -39,7 +39,8 @@ def test_bronze_is_insert_only(data_dir):
 def test_bambuddy_is_the_source_of_truth_when_enabled(data_dir):
     conn = raw(data_dir)
     add_job(conn, key="900", name="Benchy", ended="2026-01-01T11:02:00.000000Z")   # matches archive 1's run
-    add_job(conn, key="901", name="Orphan", ended="2026-01-01T15:00:00.000000Z")   # no archive: not pushed
+    # no archive, and Bambuddy created none for this printer since: not Bambuddy's print, not pushed
+    add_job(conn, key="901", name="Orphan", ended="2026-01-01T15:00:00.000000Z")
     add_archive(conn, 1, runs=[(10, "completed", "2026-01-01T11:00:00"), (11, "completed", "2026-01-05T11:00:00")])
     add_archive(conn, 2, name="Vase", filename="vase.3mf", content_hash="h2", status="printing", completed=None)
     dbt(data_dir, "build", "--exclude", "test_type:unit", vars={"bambuddy_enabled": True})
@@ -48,7 +49,9 @@ def test_bambuddy_is_the_source_of_truth_when_enabled(data_dir):
         ("bambuddy:1:1", "both", "bambuddy-1", "900"),
         ("bambuddy:1:2", "bambuddy", "bambuddy-1-r2", None),
     ]
-    assert rows[0]["ipn"] == "BMB-h" and rows[0]["weight_g"] == 12.0 and rows[0]["print_time_s"] == 3600
+    # the logger's measured 62 minutes, not the archive's estimate; Bambuddy's grams
+    assert rows[0]["ipn"] == "BMB-h" and rows[0]["weight_g"] == 12.0 and rows[0]["print_time_s"] == 3720
+    assert rows[0]["estimated_time_s"] == 3600 and rows[0]["status_source"] == "logger"
     parts = [dict(r) for r in warehouse(data_dir).execute("SELECT * FROM silver_parts")]
     assert len(parts) == 1 and parts[0]["prints_count"] == 2 and parts[0]["thumbnail_archive_id"] == 1
 

@@ -73,3 +73,22 @@
     1 = 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- A raw writer's timestamp kept to the millisecond (versions of one row differ by less than a second). -#}
+{% macro utc_ms(expr) -%}
+    cast(case when {{ expr }} is null or {{ expr }} = '' then null
+              else strftime('%Y-%m-%dT%H:%M:%fZ', {{ expr }}) end as text)
+{%- endmacro %}
+
+{#- A file name that names a model, or null: printers report generic paths for cloud prints
+    (/data/Metadata/plate_N.gcode) and Bambuddy's fallback archive copies them; an empty name or a
+    bare extension is no name either. These never make a part key, from any source. -#}
+{% macro model_file(expr) -%}
+    case
+        when {{ expr }} is null or trim({{ expr }}) = '' then null
+        when lower({{ expr }}) like '%/metadata/plate\_%' escape '\' then null
+        when lower(replace({{ expr }}, rtrim({{ expr }}, replace({{ expr }}, '/', '')), '')) glob 'plate_[0-9]*.gcode' then null
+        when lower(replace({{ expr }}, rtrim({{ expr }}, replace({{ expr }}, '/', '')), '')) in ('.gcode', '.3mf', '.gcode.3mf', 'plate.gcode') then null
+        else replace({{ expr }}, rtrim({{ expr }}, replace({{ expr }}, '/', '')), '')
+    end
+{%- endmacro %}

@@ -1,52 +1,70 @@
 {#- One row per part key: what InvenTree's Part should say, from the prints of that part.
-    Incremental: only part keys with prints that arrived since the last build are recomputed,
-    each from index lookups on silver_print_jobs (see its post-hooks), not a scan of all prints. -#}
+    Weight and print time are medians over the part's successful prints: a stable value that one
+    odd print (a failed first layer re-run, a slow reprint) does not move. Rebuilt in full, like
+    silver_print_jobs. -#}
 {{ config(
-    materialized='incremental',
-    unique_key='part_key',
-    incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    materialized='table',
     post_hook="create unique index if not exists ux_silver_parts on silver_parts (part_key)"
 ) }}
 
--- NOT MATERIALIZED: the CTE is inlined, so the lookups below use silver_print_jobs' indexes
-with prints as not materialized (
+with prints as (
 
     select * from {{ ref('silver_print_jobs') }}
 
 ),
 
-changed_keys as (
+ranked as (
 
-    select distinct part_key
-    from prints
-    {% if is_incremental() %}
-    where bronze_loaded_at > (select coalesce(max(bronze_loaded_at), '') from {{ this }})
-    {% endif %}
+    select
+        p.*,
+        -- the latest successful print describes the part (else the latest print at all)
+        row_number() over (partition by part_key
+                           order by is_success desc, finished_at desc, print_id desc) as describe_rank
+    from prints as p
 
 ),
+
+{% for col in ('weight_g', 'print_time_s') %}
+median_{{ col }} as (
+
+    select part_key, avg({{ col }}) as {{ col }}
+    from (
+        select part_key, {{ col }},
+               row_number() over (partition by part_key order by {{ col }}, print_id) as n,
+               count(*) over (partition by part_key) as total
+        from prints
+        where is_success = 1 and {{ col }} is not null
+    )
+    where n in ((total + 1) / 2, (total + 2) / 2)
+    group by part_key
+
+),
+{% endfor %}
 
 per_key as (
 
     select
-        k.part_key,
-        -- the latest successful print describes the part (else the latest print at all)
-        (select p.print_id from prints as p where p.part_key = k.part_key
-         order by p.is_success desc, p.finished_at desc, p.print_id desc limit 1)       as latest_print_id,
-        (select p.bambuddy_archive_id from prints as p
-         where p.part_key = k.part_key and p.has_thumbnail = 1 and p.bambuddy_archive_id is not null
-         order by p.finished_at desc limit 1)                                             as thumbnail_archive_id,
-        (select min(p.finished_at) from prints as p where p.part_key = k.part_key)
-                                                                                          as first_printed_at,
-        (select max(p.finished_at) from prints as p where p.part_key = k.part_key)
-                                                                                          as last_printed_at,
-        (select count(*) from prints as p where p.part_key = k.part_key)
-                                                                                          as prints_count,
-        (select count(*) from prints as p where p.part_key = k.part_key
-         and p.is_success = 1)                                                            as successful_prints,
-        (select max(p.bronze_loaded_at) from prints as p where p.part_key = k.part_key)
-                                                                                          as bronze_loaded_at
-    from changed_keys as k
+        part_key,
+        min(finished_at)                                   as first_printed_at,
+        max(finished_at)                                   as last_printed_at,
+        count(*)                                           as prints_count,
+        sum(is_success)                                    as successful_prints,
+        max(bronze_loaded_at)                              as bronze_loaded_at
+    from prints
+    group by part_key
+
+),
+
+thumbnails as (
+
+    select part_key, bambuddy_archive_id as thumbnail_archive_id
+    from (
+        select part_key, bambuddy_archive_id,
+               row_number() over (partition by part_key order by finished_at desc, print_id desc) as n
+        from prints
+        where has_thumbnail = 1 and bambuddy_archive_id is not null
+    )
+    where n = 1
 
 )
 
@@ -55,13 +73,16 @@ select
     cast(l.ipn as text)                     as ipn,
     cast(substr(coalesce(l.name, l.filename, l.part_key), 1, 100) as text) as name,
     cast(l.description as text)             as description,
-    cast(l.weight_g as real)                as weight_g,
-    cast(l.print_time_s as integer)         as print_time_s,
-    cast(k.thumbnail_archive_id as integer) as thumbnail_archive_id,
+    cast(w.weight_g as real)                as weight_g,
+    cast(round(t.print_time_s) as integer)  as print_time_s,
+    cast(th.thumbnail_archive_id as integer) as thumbnail_archive_id,
     cast(k.first_printed_at as text)        as first_printed_at,
     cast(k.last_printed_at as text)         as last_printed_at,
     cast(k.prints_count as integer)         as prints_count,
     cast(k.successful_prints as integer)    as successful_prints,
     cast(k.bronze_loaded_at as text)        as bronze_loaded_at
 from per_key as k
-inner join prints as l on l.print_id = k.latest_print_id
+inner join ranked as l on l.part_key = k.part_key and l.describe_rank = 1
+left join median_weight_g as w on w.part_key = k.part_key
+left join median_print_time_s as t on t.part_key = k.part_key
+left join thumbnails as th on th.part_key = k.part_key
