@@ -148,3 +148,28 @@ def test_the_api_gives_the_run_id_as_soon_as_the_run_exists(env, serve, dagster_
     assert answer.status_code == 202
     body = answer.json()
     assert body["status"] == "running" and body["run_id"] == run.run_id and body["url"].endswith(run.run_id)
+
+
+def test_a_run_reads_only_what_changed_in_silver(env, inventree):
+    """Silver is rebuilt in full every build; its rows keep their silver_built_at unless their content
+    changed, so the push's watermark finds only new or changed prints (its cost follows new work)."""
+    import sqlite3
+
+    def stamps():
+        conn = sqlite3.connect(env / "warehouse.db")
+        try:
+            return dict(conn.execute("SELECT print_id, silver_built_at FROM silver_print_jobs"))
+        finally:
+            conn.close()
+
+    add_mqtt_job(env, "1", "Benchy")
+    assert run_sync().success
+    first = stamps()
+    add_mqtt_job(env, "2", "Clip", ended="2026-11-20T12:00:00.000000Z")
+    result = run_sync()
+    assert result.success
+    second = stamps()
+    assert second["mqtt:SERIAL1:1"] == first["mqtt:SERIAL1:1"]  # unchanged row, old stamp
+    assert second["mqtt:SERIAL1:2"] > first["mqtt:SERIAL1:1"]
+    meta = result.asset_materializations_for_node("inventree_stock")[0].metadata
+    assert meta["enqueued"].value == 1 and meta["created"].value == 1

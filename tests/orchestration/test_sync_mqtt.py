@@ -18,8 +18,11 @@ def test_first_sync_then_rerun_creates_nothing(env, inventree):
     assert item["location"] == 1 and item["status"] == 10 and "X1C bay 1" in item["notes"]
     assert "mqtt:SERIAL1:10" in item["notes"]
     params = {inventree.templates[p["template"]]["name"]: p for p in inventree.parameters.values()}
-    # the later print (10:00-13:00) updated the value of the first one, without a second parameter
-    assert params["PrintTime"]["data"] == "10800 s" and "Weight" not in params  # MQTT knows no weight
+    # Issue 14 observation 10: the part's PrintTime is the median of its successful prints (1 h and
+    # 3 h -> 2 h), not whichever print came last; each stock item notes its own run's time.
+    assert params["PrintTime"]["data"] == "7200 s" and "Weight" not in params  # MQTT knows no weight
+    notes = {s["batch"]: s["notes"] for s in inventree.stock_items.values()}
+    assert "print time 1h 00m" in notes["mqtt-SERIAL1-101"] and "print time 3h 00m" in notes["mqtt-SERIAL1-102"]
     assert len(inventree.parameters) == 1
     states = {r["print_id"]: r["state"] for r in ledger_rows(env)}
     assert states == {"mqtt:SERIAL1:101": "synced", "mqtt:SERIAL1:102": "synced", "mqtt:SERIAL1:103": "skipped"}
