@@ -90,6 +90,8 @@ class SyncSettings:
     http_timeout_seconds: float = 20.0
     http_retries: int = 3
     http_retry_backoff_seconds: float = 0.5
+    match_window_minutes: int = 30           # an MQTT job and a Bambuddy run this close may be one print
+    archive_grace_minutes: float = 5.0       # a completed job Bambuddy has not archived by then is stocked from MQTT
     sync_retry_base_seconds: float = 10.0    # a print that failed transiently waits this, doubling per attempt
     sync_retry_max_seconds: float = 1800.0   # ... up to this
     data_dir: Path = Path("data")
@@ -172,6 +174,8 @@ class SyncSettings:
             http_timeout_seconds=_float("HTTP_TIMEOUT_SECONDS", get("HTTP_TIMEOUT_SECONDS", "20")),
             http_retries=_int("HTTP_RETRIES", get("HTTP_RETRIES", "3"), minimum=0),
             http_retry_backoff_seconds=_float("HTTP_RETRY_BACKOFF_SECONDS", get("HTTP_RETRY_BACKOFF_SECONDS", "0.5")),
+            match_window_minutes=_int("MATCH_WINDOW_MINUTES", get("MATCH_WINDOW_MINUTES", "30"), minimum=1),
+            archive_grace_minutes=_float("ARCHIVE_GRACE_MINUTES", get("ARCHIVE_GRACE_MINUTES", "5")),
             sync_retry_base_seconds=_float("SYNC_RETRY_BASE_SECONDS", get("SYNC_RETRY_BASE_SECONDS", "10")),
             sync_retry_max_seconds=_float("SYNC_RETRY_MAX_SECONDS", get("SYNC_RETRY_MAX_SECONDS", "1800")),
             data_dir=Path(get("DATA_DIR", "data")),

@@ -23,6 +23,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from ingestion.raw_schema import ensure_schema
 from orchestration.settings import SyncSettings
 
+from .upgrade import add_missing_columns
 from .project import dbt_env, dbt_executable, dbt_project, dbt_vars, ensure_manifest
 from .test_results import failures, model_errors, read_run_results, with_push_key_severity, write_failures
 
@@ -81,6 +82,9 @@ def dbt_print_history_assets(context: AssetExecutionContext, dbt: DbtCliResource
     settings = SyncSettings.from_env()
     ensure_schema(settings.print_history_db)  # a cold start: the logger may not have run yet
     os.environ.update(dbt_env(settings))
+    added = add_missing_columns(settings.warehouse_db, dbt_project.manifest_path)
+    if added:
+        context.log.info(f"warehouse upgraded in place, columns added: {', '.join(added)}")
     args = ["build", "--vars", json.dumps(dbt_vars(settings))]
     # Not dagster-dbt's fetch_row_counts()/fetch_column_metadata(): their thread pool spins on a
     # core while dbt runs and the column fetch queried every node; together they took half of the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,10 +36,10 @@ def dbt_vars(settings: SyncSettings) -> dict[str, object]:
         "part_key_fields": ",".join(settings.part_key_fields),
         "ipn_prefix": settings.part_ipn_prefix,
         "bambuddy_enabled": settings.bambuddy_enabled,
-        "match_window_minutes": int(os.environ.get("MATCH_WINDOW_MINUTES", "30") or 30),
+        "match_window_minutes": settings.match_window_minutes,
         # Bambuddy archives 1-3 min after a print starts (FTP retries); a completed print it has
         # not archived after this long is stocked from the logger's record (silver_print_jobs.yml).
-        "archive_grace_minutes": float(os.environ.get("ARCHIVE_GRACE_MINUTES", "5") or 5),
+        "archive_grace_minutes": settings.archive_grace_minutes,
     }
 
 
