@@ -24,6 +24,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from orchestration.ledger_schema import migrate
+
 SCHEMA_VERSION = 2
 STATES = ("pending", "synced", "skipped", "retrying", "needs_attention")
 OPEN_REQUEST = ("pending", "launched")
@@ -152,7 +154,7 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
-            _migrate(conn)
+            migrate(conn, LEDGER_DDL, SCHEMA_VERSION)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -379,47 +381,6 @@ class Ledger:
             return True
         except sqlite3.Error:
             return False
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Schema 1 (wave 1: states pending/synced/skipped/failed, fewer columns) -> 2, in place."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version >= SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        old = conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='sync_ledger'").fetchone()
-        if old:
-            conn.execute("ALTER TABLE sync_ledger RENAME TO sync_ledger_v1")
-            conn.execute("DROP INDEX IF EXISTS ix_sync_ledger_state")
-            conn.execute("DROP INDEX IF EXISTS ix_sync_ledger_archive")
-        has_requests = conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name='sync_requests'").fetchone()
-        for stmt in LEDGER_DDL.split(";"):
-            if stmt.strip():
-                conn.execute(stmt)
-        if has_requests:  # wave-1 requests: add the new columns; launched ones were served or lost
-            have = {r[1] for r in conn.execute("PRAGMA table_info(sync_requests)")}
-            for col in ("launch_id", "not_before", "finished_at", "error"):
-                if col not in have:
-                    conn.execute(f"ALTER TABLE sync_requests ADD COLUMN {col} TEXT")
-            conn.execute("UPDATE sync_requests SET status = 'done' WHERE status = 'launched'")
-            have_runs = {r[1] for r in conn.execute("PRAGMA table_info(sync_runs)")}
-            if "error" not in have_runs:
-                conn.execute("ALTER TABLE sync_runs ADD COLUMN error TEXT")
-        if old:
-            cols = [r[1] for r in conn.execute("PRAGMA table_info(sync_ledger_v1)")]
-            keep = [c for c in cols if c not in ("state",)]
-            conn.execute(f"""INSERT INTO sync_ledger ({", ".join(keep)}, state)
-                             SELECT {", ".join(keep)},
-                                    CASE state WHEN 'failed' THEN 'retrying' ELSE state END
-                             FROM sync_ledger_v1""")
-            conn.execute("DROP TABLE sync_ledger_v1")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _entry(row: sqlite3.Row) -> LedgerEntry:

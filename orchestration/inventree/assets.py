@@ -133,14 +133,14 @@ def inventree_stock(context: AssetExecutionContext, config: SyncPrintsConfig,
     started = time.monotonic()
     secrets = [settings.inventree_token, settings.bambuddy_api_key]
     # The settings verdict first: it is evaluated in every run, also the ones that fail below.
-    check, verdict = inventree_verdict(inventree.get_client(), settings)
+    client = inventree.get_client()
+    check, verdict = inventree_verdict(client, settings)
     yield check
     selection = config.selection()
     report = QueueReport()
     with sync_lock(settings.data_dir):
         queue = PrintQueue(ledger, settings, run_id=run_id)
         take_in_silver(queue, settings, report)
-        client = inventree.get_client()
         thumbnails = bambuddy.get_client() if settings.bambuddy_enabled and settings.sync_part_images else None
         steps = InvenTreeSteps(client, settings, thumbnails, refresh=selection.force_all)
         all_steps = [*steps.steps(), LinkStep(settings, bambuddy.get_client)]
