@@ -188,6 +188,11 @@ class PrintQueue:
         self._set(p, "synced", synced=True)
         return self._outcome(p, "synced", done, ran)
 
+    def hold(self, p: SilverPrint, step: str, reason: str, fix: str) -> Outcome:
+        """needs_attention without trying: the print's own data says it cannot be pushed as it is."""
+        self._set(p, "needs_attention", step=step, reason=reason, fix=fix, last_error=reason)
+        return Outcome(p.print_id, "needs_attention", step=step, ipn=p.ipn, reason=reason, fix=fix)
+
     def _outcome(self, p: SilverPrint, state: str, done: dict, ran: dict, step: str | None = None) -> Outcome:
         stock = done.get("stock_item", {})
         outcome = state

@@ -118,3 +118,15 @@ def read_part_facts(warehouse_db: str | Path, part_key: str) -> PartFacts | None
         return None
     key, weight, seconds = rows[0]
     return PartFacts(key, weight, int(seconds) if seconds is not None else None)
+
+
+def batch_conflicts(warehouse_db: str | Path, batches: list[str]) -> dict[str, list[str]]:
+    """Batches that more than one silver print claims (a join defect; a failing push-key test)."""
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(batches), 500):
+        chunk = batches[start:start + 500]
+        rows = _query(warehouse_db, "SELECT batch, print_id FROM silver_print_jobs WHERE batch IN "
+                                    f"({','.join('?' * len(chunk))}) ORDER BY finished_at, print_id", tuple(chunk))
+        for batch, print_id in rows:
+            out.setdefault(batch, []).append(print_id)
+    return {b: ids for b, ids in out.items() if len(ids) > 1}

@@ -147,7 +147,7 @@ def inventree_stock(context: AssetExecutionContext, config: SyncPrintsConfig,
         owned = {s.name for s in steps.steps()}
         try:
             drain(queue, work_for(queue, settings, selection, link_stage=False), all_steps, owned,
-                  selection, report, FATAL_ERRORS)
+                  selection, report, FATAL_ERRORS, guard_batches=True)
         except FATAL_ERRORS as exc:
             yield queue_check(ledger)
             raise _fail(ledger, run_id, "inventree_stock", redact(str(exc), secrets), verdict) from None
