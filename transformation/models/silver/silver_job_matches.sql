@@ -54,12 +54,7 @@ bronze_jobs as not materialized (
 archives as (
 
     -- the latest version of each archive (names and evidence may arrive late)
-    select *
-    from (
-        select v.*, row_number() over (partition by archive_id order by version_at desc) as version_rank
-        from bronze_versions as v
-    )
-    where version_rank = 1
+    {{ latest_archive_versions('bronze_versions') }}
 
 ),
 

@@ -62,12 +62,7 @@ jobs as (
 archives as (
 
     -- the latest version of each archive: a rename or status change in Bambuddy shows here
-    select *
-    from (
-        select v.*, row_number() over (partition by archive_id order by version_at desc) as version_rank
-        from bronze_versions as v
-    )
-    where version_rank = 1
+    {{ latest_archive_versions('bronze_versions') }}
 
 ),
 
