@@ -268,10 +268,6 @@ class Ledger:
                                                                       detail = excluded.detail""",
                          (print_id, step, utc_now(), json.dumps(detail or {})))
 
-    def forget_step(self, print_id: str, step: str) -> None:
-        with self._connect() as conn:
-            conn.execute("DELETE FROM sync_steps WHERE print_id = ? AND step = ?", (print_id, step))
-
     # --- meta --------------------------------------------------------------------------
     def meta(self, key: str, default: Any = None) -> Any:
         with self._connect() as conn:

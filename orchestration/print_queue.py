@@ -82,7 +82,6 @@ class Outcome:
 @dataclass
 class QueueReport:
     outcomes: list[Outcome] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
     enqueued: int = 0
     healed: int = 0
 

@@ -161,7 +161,7 @@ def inventree_stock(context: AssetExecutionContext, config: SyncPrintsConfig,
         "http_calls": getattr(client, "calls", 0), "duration_s": round(time.monotonic() - started, 3),
         "outcomes": _table(outcomes, ("print_id", "outcome", "step", "ipn", "part_pk", "stock_item_pk", "reason")),
     }
-    warnings = steps.warnings + report.warnings
+    warnings = steps.warnings
     if warnings:
         metadata["warnings"] = MetadataValue.md("\n".join(f"- {w}" for w in warnings))
     for pk in sorted({o.part_pk for o in report.outcomes if o.part_created and o.part_pk})[:10]:
