@@ -301,13 +301,12 @@ from keyed
 {%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier)
                    if this is not none else none %}
 {%- set old_columns = adapter.get_columns_in_relation(previous) | map(attribute='name') | list if previous else [] %}
-{%- set compared = ['print_id', 'source', 'printer_serial', 'printer_name', 'bambuddy_archive_id', 'run_no', 'status',
-                    'name', 'filename', 'content_hash', 'part_key', 'ipn', 'description', 'weight_g', 'print_time_s',
-                    'estimated_time_s', 'quantity', 'started_at', 'finished_at', 'batch', 'fail_reason',
-                    'mqtt_job_key', 'status_source', 'witness_note', 'has_thumbnail'] %}
+{#- every column the yml declares but the stamps themselves; when the previous table lacks one (a
+    release added it) every row counts as changed once -#}
+{%- set compared = model.columns.keys() | list | reject('in', ['silver_built_at', 'bronze_loaded_at']) | list %}
 select
     b.*,
-    {%- if 'silver_built_at' in old_columns and compared | reject('in', old_columns) | list | length == 0 %}
+    {%- if 'silver_built_at' in old_columns and compared and compared | reject('in', old_columns) | list | length == 0 %}
     cast(case when o.print_id is not null
               {%- for c in compared %} and b.{{ c }} is o.{{ c }}{% endfor %}
               then o.silver_built_at else '{{ now }}' end as text)   as silver_built_at
