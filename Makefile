@@ -29,8 +29,10 @@ demo: manifest
 tools:
 	@PATH="$$PATH:/usr/sbin:/usr/local/sbin" PYTHON="$(PYTHON)" VENV="$(VENV)" sh deploy/check-tools.sh
 
+# Tests run in parallel, one worker a core (pytest-xdist); TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= auto
 test: tools manifest
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # Re-resolve the lock from pyproject.toml (needs the registry).
 lock:

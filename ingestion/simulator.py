@@ -146,8 +146,9 @@ class Simulator:
         self.broker = broker
         self.printers: dict[str, SimulatedPrinter] = {}
 
-    def add(self, serial: str, model: str) -> SimulatedPrinter:
-        printer = SimulatedPrinter(self.broker, serial, model)
+    def add(self, serial: str, model: str,
+            idle_report_seconds: float | None = IDLE_REPORT_SECONDS) -> SimulatedPrinter:
+        printer = SimulatedPrinter(self.broker, serial, model, idle_report_seconds)
         self.printers[serial] = printer
         return printer
 
