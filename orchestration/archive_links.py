@@ -16,6 +16,7 @@ from orchestration.bambuddy.client import (
     BambuddyAuthError,
     BambuddyPermissionError,
     BambuddyRequestError,
+    BambuddyServerError,
     MAX_EXTERNAL_URL,
 )
 from orchestration.print_queue import Refused
@@ -24,6 +25,7 @@ from orchestration.silver import SilverPrint
 
 # Wrong or read-only key: every other archive would fail the same way.
 FATAL_LINK_ERRORS = (BambuddyAuthError, BambuddyPermissionError)
+TRANSIENT_LINK_ERRORS = (BambuddyServerError,)
 
 
 def part_page_url(settings: SyncSettings, part_pk: int) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Protocol, Sequence
 
@@ -96,6 +97,11 @@ class QueueReport:
         return out
 
 
+# After this many prints of one run used up their in-place retries, the server counts as down for
+# the rest of the run: the other prints go straight to their backoff instead of each waiting.
+IN_PLACE_GIVE_UP = 2
+
+
 def backoff_seconds(attempts: int, settings: SyncSettings) -> float:
     return min(settings.sync_retry_base_seconds * 2 ** max(attempts - 1, 0), settings.sync_retry_max_seconds)
 
@@ -106,6 +112,7 @@ class PrintQueue:
         self.settings = settings
         self.run_id = run_id
         self._settings_fp = _digest({k: str(getattr(settings, k)) for k in HEALING_SETTINGS})
+        self._gave_up = 0  # prints whose in-place retries ran out in this run
 
     # --- what there is to do -------------------------------------------------------------
     def fingerprint(self, p: SilverPrint) -> str:
@@ -136,13 +143,16 @@ class PrintQueue:
                 self.ledger.update(p.print_id, **ident)
 
     def heal_on_settings_change(self, report: QueueReport) -> None:
-        """Refused and skipped prints are decided again once the settings changed."""
+        """Refused and skipped prints are decided again once the settings changed; synced prints
+        are walked through their steps again, which does only what a setting newly asks for (a
+        link or image switched on): done steps are skipped by their record."""
         if self.ledger.meta("settings_fingerprint") == self._settings_fp:
             return
         with self.ledger.transaction() as conn:
             cur = conn.execute("UPDATE sync_ledger SET state = 'pending', reason = NULL, fix = NULL, attempts = 0, "
                                "next_attempt_at = NULL WHERE state IN ('needs_attention', 'skipped')")
             report.healed += cur.rowcount
+            conn.execute("UPDATE sync_ledger SET state = 'pending', step = NULL WHERE state = 'synced'")
             self.ledger.set_meta("settings_fingerprint", self._settings_fp, conn=conn)
 
     def due(self) -> list[LedgerEntry]:
@@ -150,7 +160,8 @@ class PrintQueue:
 
     # --- one print -----------------------------------------------------------------------
     def process(self, p: SilverPrint, steps: Sequence[Step], owned: set[str], *, force: bool = False,
-                fatal: tuple[type[BaseException], ...] = ()) -> Outcome:
+                fatal: tuple[type[BaseException], ...] = (),
+                transient: tuple[type[BaseException], ...] = ()) -> Outcome:
         if self.settings.sync_success_only and not p.is_success:
             reason = f"status {p.status} (SYNC_SUCCESS_ONLY)" + (f": {p.fail_reason}" if p.fail_reason else "")
             self._set(p, "skipped", reason=reason, fix="set SYNC_SUCCESS_ONLY=false to stock failed prints too")
@@ -164,7 +175,7 @@ class PrintQueue:
                 self._set(p, "pending", step=step.name, reason=f"waiting for step {step.name}")
                 return self._outcome(p, "waiting", done, ran, step=step.name)
             try:
-                detail = step.run(p, done)
+                detail = self._run_step(step, p, done, transient)
             except fatal:
                 raise
             except Refused as exc:
@@ -186,6 +197,22 @@ class PrintQueue:
             self._record(p, detail)
         self._set(p, "synced", synced=True)
         return self._outcome(p, "synced", done, ran)
+
+    def _run_step(self, step: Step, p: SilverPrint, done: dict, transient: tuple[type[BaseException], ...]) -> dict:
+        """A step looks its object up by natural key before acting, so running it again is safe:
+        a transient error (a 5xx burst, a lost answer) is tried again in place a few times
+        (HTTP_RETRIES, HTTP_RETRY_BACKOFF_SECONDS doubling) and costs seconds, not the backoff."""
+        tries = self.settings.http_retries if self._gave_up < IN_PLACE_GIVE_UP else 0
+        for attempt in range(tries + 1):
+            try:
+                return step.run(p, done)
+            except transient as exc:
+                if attempt == tries:
+                    self._gave_up += 1 if tries else 0
+                    raise
+                log.info("print %s: %s failed (%s), again in place", p.print_id, step.name, exc)
+                time.sleep(self.settings.http_retry_backoff_seconds * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def hold(self, p: SilverPrint, step: str, reason: str, fix: str) -> Outcome:
         """needs_attention without trying: the print's own data says it cannot be pushed as it is."""

@@ -29,7 +29,7 @@ from dagster import (
     asset,
 )
 
-from orchestration.archive_links import FATAL_LINK_ERRORS, LinkStep, part_page_url
+from orchestration.archive_links import FATAL_LINK_ERRORS, TRANSIENT_LINK_ERRORS, LinkStep, part_page_url
 from orchestration.bambuddy import BambuddyResource
 from orchestration.ledger import Ledger
 from orchestration.print_queue import PrintQueue, QueueReport, Selection
@@ -38,7 +38,7 @@ from orchestration.settings import SyncSettings
 from .checks import bambuddy_verdict, inventree_verdict
 from .push import drain, redact, take_in_silver, work_for
 from .resources import InvenTreeResource
-from .steps import FATAL_ERRORS, InvenTreeSteps
+from .steps import FATAL_ERRORS, TRANSIENT_ERRORS, InvenTreeSteps
 
 LAUNCH_TAG = "printfarm/launch"
 LOCK_WAIT_SECONDS = 600
@@ -147,7 +147,7 @@ def inventree_stock(context: AssetExecutionContext, config: SyncPrintsConfig,
         owned = {s.name for s in steps.steps()}
         try:
             drain(queue, work_for(queue, settings, selection, link_stage=False), all_steps, owned,
-                  selection, report, FATAL_ERRORS, guard_batches=True)
+                  selection, report, FATAL_ERRORS, transient=TRANSIENT_ERRORS, guard_batches=True)
         except FATAL_ERRORS as exc:
             yield queue_check(ledger)
             raise _fail(ledger, run_id, "inventree_stock", redact(str(exc), secrets), verdict) from None
@@ -196,7 +196,7 @@ def bambuddy_links(context: AssetExecutionContext, config: SyncPrintsConfig, bam
     prints = work_for(queue, settings, selection, link_stage=True) if step.settings.bambuddy_enabled else []
     report = QueueReport()
     try:
-        drain(queue, prints, [step], {"link"}, selection, report, FATAL_LINK_ERRORS)
+        drain(queue, prints, [step], {"link"}, selection, report, FATAL_LINK_ERRORS, transient=TRANSIENT_LINK_ERRORS)
     except (*FATAL_LINK_ERRORS,) as exc:
         raise _fail(ledger, run_id, "bambuddy_links", redact(str(exc), [settings.bambuddy_api_key]), verdict) from None
     ledger.set_meta("step_error:bambuddy_links", None)

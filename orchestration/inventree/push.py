@@ -76,7 +76,7 @@ CONFLICT = "is also claimed by"
 
 def drain(queue: PrintQueue, prints: Sequence[SilverPrint], steps: Sequence[Step], owned: set[str],
           selection: Selection, report: QueueReport, fatal: tuple[type[BaseException], ...], *,
-          guard_batches: bool = False) -> QueueReport:
+          transient: tuple[type[BaseException], ...] = (), guard_batches: bool = False) -> QueueReport:
     synced = 0
     # A batch is the stock item's natural key: when silver gives it to two prints (a join defect, also
     # a failing dbt test), those prints wait with the reason; every other print goes on.
@@ -91,7 +91,8 @@ def drain(queue: PrintQueue, prints: Sequence[SilverPrint], steps: Sequence[Step
             continue
         if selection.max_archives is not None and synced >= selection.max_archives:
             break
-        outcome: Outcome = queue.process(p, steps, owned, force=selection.forced(p), fatal=fatal)
+        outcome: Outcome = queue.process(p, steps, owned, force=selection.forced(p), fatal=fatal,
+                                         transient=transient)
         report.outcomes.append(outcome)
         if outcome.outcome in ("created", "reused", "synced", "waiting") and outcome.part_pk:
             synced += 1

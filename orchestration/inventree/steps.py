@@ -17,13 +17,16 @@ from orchestration.print_queue import Refused
 from orchestration.settings import SyncSettings
 from orchestration.silver import SilverPrint, read_part_facts
 
-from .client import FIELD_SETTINGS, InvenTreeAuthError, InvenTreeUnreachable, InvenTreeValidationError
+from .client import (FIELD_SETTINGS, InvenTreeAuthError, InvenTreeServerError, InvenTreeUnreachable,
+                     InvenTreeValidationError)
 
 WEIGHT_TEMPLATE = "Weight"
 PRINT_TIME_TEMPLATE = "PrintTime"
 
 # Errors that make every further call pointless: stop the run, write nothing more.
 FATAL_ERRORS = (InvenTreeAuthError, InvenTreeUnreachable)
+# Errors worth trying again at once: a 5xx burst, an answer lost on the way.
+TRANSIENT_ERRORS = (InvenTreeServerError,)
 
 
 class ThumbnailSource(Protocol):

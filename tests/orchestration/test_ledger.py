@@ -146,3 +146,65 @@ def test_a_wave_one_ledger_is_migrated_in_place(tmp_path):
     assert ledger.requests() == []  # wave 1's launched request: served or lost, never waited on
     Ledger(path)  # a second open migrates nothing
     assert ledger.counts()["synced"] == 1
+
+
+class Flaky(Exception):
+    """Stands for a transient server error (InvenTreeServerError in the real steps)."""
+
+
+class FailTimes:
+    """A step that raises `error` its first `times` runs, then succeeds."""
+
+    def __init__(self, name, times, error=Flaky("502 Bad Gateway")):
+        self.name, self.times, self.error, self.calls = name, times, error, 0
+
+    def applies(self, p):
+        return True
+
+    def run(self, p, done):
+        self.calls += 1
+        if self.calls <= self.times:
+            raise self.error
+        return {"stock_item_pk": 9, "created": True}
+
+
+def test_a_transient_error_is_tried_again_in_place_then_waits_its_backoff(tmp_path):
+    settings = SyncSettings(data_dir=tmp_path, sync_retry_base_seconds=10, http_retries=3,
+                            http_retry_backoff_seconds=0.01)
+    ledger = Ledger(settings.ledger_db)
+    queue = PrintQueue(ledger, settings, run_id="r1")
+    burst = FailTimes("stock_item", 2)
+    queue.enqueue([silver()], QueueReport())
+    out = queue.process(silver(), [burst], {"stock_item"}, transient=(Flaky,))
+    assert out.outcome == "created" and burst.calls == 3, "two failures absorbed in the same run"
+    assert ledger.get("mqtt:S1:1").state == "synced"
+
+    down = FailTimes("stock_item", 99)
+    p2 = silver(print_id="mqtt:S1:2")
+    queue.enqueue([p2], QueueReport())
+    out = queue.process(p2, [down], {"stock_item"}, transient=(Flaky,))
+    assert out.outcome == "retrying" and down.calls == 1 + settings.http_retries
+    assert ledger.get("mqtt:S1:2").attempts == 1, "one attempt of the print, however many tries in place"
+
+    other = FailTimes("stock_item", 1, error=RuntimeError("a bug"))
+    p3 = silver(print_id="mqtt:S1:3")
+    out = queue.process(p3, [other], {"stock_item"}, transient=(Flaky,))
+    assert out.outcome == "retrying" and other.calls == 1, "only the transient kinds are tried again at once"
+
+
+def test_a_server_that_stays_down_stops_the_tries_in_place_for_the_rest_of_the_run(tmp_path):
+    from orchestration.print_queue import IN_PLACE_GIVE_UP
+
+    settings = SyncSettings(data_dir=tmp_path, http_retries=3, http_retry_backoff_seconds=0.01)
+    queue = PrintQueue(Ledger(settings.ledger_db), settings, run_id="r1")
+    calls = []
+    for n in range(IN_PLACE_GIVE_UP + 2):
+        p = silver(print_id=f"mqtt:S1:{n}")
+        step = FailTimes("stock_item", 99)
+        assert queue.process(p, [step], {"stock_item"}, transient=(Flaky,)).outcome == "retrying"
+        calls.append(step.calls)
+    assert calls == [4] * IN_PLACE_GIVE_UP + [1, 1]
+    fresh = PrintQueue(Ledger(settings.ledger_db), settings, run_id="r2")  # the next run tries again
+    step = FailTimes("stock_item", 99)
+    fresh.process(silver(print_id="mqtt:S1:9"), [step], {"stock_item"}, transient=(Flaky,))
+    assert step.calls == 4

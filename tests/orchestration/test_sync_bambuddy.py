@@ -83,6 +83,13 @@ def test_links_and_images_off(bb_env, bambuddy, inventree, monkeypatch):
     assert bambuddy.archives[benchy["id"]]["external_url"] is None
     assert next(iter(inventree.parts.values()))["image"] is None
     assert bambuddy.count("POST", "/api/v1/printers/camera/stream-token") == 0
+    # switched on later: the print synced before gets what it missed, and nothing twice
+    monkeypatch.setenv("SYNC_ARCHIVE_EXTERNAL_LINK", "true")
+    monkeypatch.setenv("SYNC_PART_IMAGES", "true")
+    assert run_sync().success
+    assert "/web/part/" in bambuddy.archives[benchy["id"]]["external_url"]
+    assert next(iter(inventree.parts.values()))["image"] is not None
+    assert len(inventree.stock_items) == 1 and len(inventree.parts) == 1
 
 
 def test_success_only_off_and_max_archives(bb_env, bambuddy, inventree, monkeypatch):

@@ -54,7 +54,9 @@ def test_a_transient_failure_retries_that_print_only_after_its_backoff(env, inve
     monkeypatch.setenv("SYNC_RETRY_BASE_SECONDS", "600")
     add_mqtt_job(env, "301", "Alpha", ended="2026-11-20T11:00:00.000000Z")
     add_mqtt_job(env, "302", "Beta", ended="2026-11-20T12:00:00.000000Z")
-    inventree.inject(status=503, times=1, method="POST", path_prefix="/api/stock/")  # creates are not retried
+    # 1 + HTTP_RETRIES answers of 503: the step's tries in place run out, the print waits its backoff
+    monkeypatch.setenv("HTTP_RETRY_BACKOFF_SECONDS", "0.05")
+    inventree.inject(status=503, times=4, method="POST", path_prefix="/api/stock/")
     result = run_sync()
     assert result.success  # one print's trouble is not the run's
     assert len(inventree.stock_items) == 1

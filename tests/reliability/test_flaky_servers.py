@@ -1,6 +1,7 @@
 """Flaky stand-ins: 20 % of all requests to InvenTree and Bambuddy answer 500/502/503, reset the
 connection, stall past the client timeout or answer slowly, over 100 prints. After the retries
-and later runs every print is in stock exactly once and every archive is linked.
+(in the client, in place by the queue, and in later runs) every print is in stock exactly once
+and every archive is linked.
 Contracts: tests/contracts/inventree/CONTRACT.md, tests/contracts/bambuddy/CONTRACT.md
 (status codes and error bodies of the real servers; the faults are injected on top of them)."""
 
@@ -42,7 +43,9 @@ def test_100_prints_through_20_percent_faults_land_once(flaky_env, bambuddy, inv
             break
     injected = inventree.injected + bambuddy.injected
     assert injected > 100, "the faults really happened"
-    assert runs > 1, "with 20 % faults one run cannot have got everything through"
+    # A step is tried again in place on a 5xx or a lost answer, so the faults cost seconds inside
+    # a run rather than whole runs: at most one more run for what still ran out of tries.
+    assert runs <= 2, f"{runs} runs for 100 prints at 20 % faults"
 
     batches = [s["batch"] for s in inventree.stock_items.values()]
     assert len(batches) == len(set(batches)), "no duplicate stock item"
