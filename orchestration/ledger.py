@@ -29,6 +29,7 @@ from orchestration.ledger_schema import migrate
 SCHEMA_VERSION = 2
 STATES = ("pending", "synced", "skipped", "retrying", "needs_attention")
 OPEN_REQUEST = ("pending", "launched")
+SCHEDULER_TICK_META = "scheduler_tick_at"  # written by the sync_scheduler sensor on every tick
 
 LEDGER_DDL = f"""
 CREATE TABLE IF NOT EXISTS sync_ledger (

@@ -34,7 +34,7 @@ from dagster import (
 from orchestration.bambuddy import BambuddyClient, BambuddyError
 from orchestration.inventree.assets import LAUNCH_TAG
 from orchestration.jobs import SYNC_JOB, sync_prints, sync_run_config
-from orchestration.ledger import Ledger, stamp_in, utc_now
+from orchestration.ledger import SCHEDULER_TICK_META, Ledger, stamp_in, utc_now
 from orchestration.settings import SyncSettings, _int
 
 # Read at load: sensor intervals are part of the definitions. A bad value names the setting.
@@ -196,6 +196,7 @@ def plan(ledger: Ledger) -> tuple[list[dict], dict] | None:
 def sync_scheduler(context: SensorEvaluationContext):
     settings = SyncSettings.from_env()
     ledger = Ledger(settings.ledger_db)
+    ledger.set_meta(SCHEDULER_TICK_META, time.time())  # /sync/status tells when the scheduler stopped ticking
     notes = record_triggers(context, settings, ledger)
     settle_launches(context.instance, ledger, settings)
     active = context.instance.get_runs(filters=RunsFilter(job_name=SYNC_JOB, statuses=ACTIVE), limit=1)

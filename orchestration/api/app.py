@@ -24,9 +24,9 @@ from starlette.routing import Route
 
 from orchestration.bambuddy.client import ArchiveNotFound, BambuddyClient, BambuddyError
 from orchestration.inventree.client import InvenTreeClient, InvenTreeError
-from orchestration.ledger import Ledger
+from orchestration.ledger import SCHEDULER_TICK_META, Ledger
 
-from .dagster_status import DagsterStatus
+from .dagster_status import DagsterStatus, scheduler_view
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def create_app(settings: ApiSettings | None = None, dagster: DagsterStatus | Non
                                "stock_item_pk": e.stock_item_pk, "batch": e.batch, "link": e.link_url,
                                "at": e.synced_at} for e in ledger.recent("synced", 10)],
             "dagster": await asyncio.to_thread(dagster.check),
+            "scheduler": scheduler_view(ledger.meta(SCHEDULER_TICK_META)),
         })
 
     async def validate(request: Request) -> JSONResponse:

@@ -7,6 +7,22 @@ import time
 from typing import Any
 
 HEARTBEAT_MAX_AGE_S = 60.0
+# The daemon reloads its code server every 60 s (a killed one comes back then): a scheduler tick
+# older than this means the sensors cannot run at all.
+SCHEDULER_STALE_S = 90.0
+
+
+def scheduler_view(last_tick: float | None, now: float | None = None) -> dict[str, Any]:
+    """The sync_scheduler sensor's last tick, from the ledger (the sensor writes it every tick)."""
+    if last_tick is None:
+        return {"ticking": False, "last_tick_s_ago": None,
+                "detail": "the sync_scheduler sensor has not run yet: start `dagster-daemon run` (it runs the sensor)"}
+    age = (now or time.time()) - float(last_tick)
+    if age <= SCHEDULER_STALE_S:
+        return {"ticking": True, "last_tick_s_ago": round(age, 1), "detail": "sync_scheduler ticks"}
+    return {"ticking": False, "last_tick_s_ago": round(age, 1),
+            "detail": f"sync_scheduler has not ticked for {age:.0f} s: nothing is synced by itself. The Dagster "
+                      "daemon is down or cannot load the code (its log, or the sensor's ticks in the UI, say why)"}
 
 
 class DagsterStatus:

@@ -2,6 +2,7 @@
 tests/contracts/bambuddy/webhook_payloads.json and CONTRACT.md ("Outgoing webhook")."""
 
 import json
+import time
 from pathlib import Path
 
 import requests
@@ -44,6 +45,23 @@ def test_health_and_status_answer_with_everything_down(serve, monkeypatch):
         assert validate.status_code == 503
         token_check = next(c for c in validate.json()["checks"] if c["name"] == "inventree_token")
         assert not token_check["ok"] and "INVENTREE_BASE_URL" in token_check["detail"]
+
+
+def test_status_says_when_the_scheduler_stopped_ticking(serve, env):
+    """A killed code server or a stopped daemon: the daemon may look alive while no sensor runs."""
+    from orchestration.ledger import SCHEDULER_TICK_META, Ledger
+
+    ledger = Ledger(env / "sync.sqlite3")
+    with serve() as api:
+        never = requests.get(api.url + "/sync/status").json()["scheduler"]
+        assert never["ticking"] is False and "dagster-daemon run" in never["detail"]
+        ledger.set_meta(SCHEDULER_TICK_META, time.time() - 300)
+        stale = requests.get(api.url + "/sync/status").json()["scheduler"]
+        assert stale["ticking"] is False and stale["last_tick_s_ago"] >= 300
+        assert "has not ticked for 300 s" in stale["detail"] or "has not ticked for 301 s" in stale["detail"]
+        ledger.set_meta(SCHEDULER_TICK_META, time.time())
+        fresh = requests.get(api.url + "/sync/status").json()["scheduler"]
+        assert fresh["ticking"] is True and fresh["last_tick_s_ago"] < 30
 
 
 def test_validate_all_green(serve):

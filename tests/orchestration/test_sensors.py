@@ -151,3 +151,14 @@ def test_due_retries_wake_the_scheduler(env):
     due = tick(instance)
     assert isinstance(due, RunRequest) and due.tags["printfarm/trigger"] == "retry"
     assert LAUNCH_TAG in due.tags
+
+
+def test_every_tick_is_recorded_for_the_status_page(env):
+    from orchestration.ledger import SCHEDULER_TICK_META
+
+    instance = DagsterInstance.ephemeral()
+    ledger = Ledger(env / "sync.sqlite3")
+    assert ledger.meta(SCHEDULER_TICK_META) is None
+    before = time.time()
+    tick(instance)
+    assert before <= ledger.meta(SCHEDULER_TICK_META) <= time.time()
