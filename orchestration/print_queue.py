@@ -152,7 +152,9 @@ class PrintQueue:
             cur = conn.execute("UPDATE sync_ledger SET state = 'pending', reason = NULL, fix = NULL, attempts = 0, "
                                "next_attempt_at = NULL WHERE state IN ('needs_attention', 'skipped')")
             report.healed += cur.rowcount
-            conn.execute("UPDATE sync_ledger SET state = 'pending', step = NULL WHERE state = 'synced'")
+            # only prints whose steps are on record: a wave-1 print (no records) would redo every lookup
+            conn.execute("UPDATE sync_ledger SET state = 'pending', step = NULL WHERE state = 'synced' "
+                         "AND print_id IN (SELECT print_id FROM sync_steps)")
             self.ledger.set_meta("settings_fingerprint", self._settings_fp, conn=conn)
 
     def due(self) -> list[LedgerEntry]:

@@ -208,3 +208,22 @@ def test_a_server_that_stays_down_stops_the_tries_in_place_for_the_rest_of_the_r
     step = FailTimes("stock_item", 99)
     fresh.process(silver(print_id="mqtt:S1:9"), [step], {"stock_item"}, transient=(Flaky,))
     assert step.calls == 4
+
+
+def test_a_settings_change_walks_synced_prints_again_only_for_what_is_new(tmp_path):
+    settings = SyncSettings(data_dir=tmp_path)
+    ledger = Ledger(settings.ledger_db)
+    queue = PrintQueue(ledger, settings, run_id="r1")
+    steps = Steps()
+    queue.heal_on_settings_change(QueueReport())
+    queue.enqueue([silver()], QueueReport())
+    assert queue.process(silver(), [steps.step("part")], {"part"}).outcome == "synced"
+    ledger.upsert("mqtt:S1:8", state="synced", batch="mqtt-S1-8")  # a wave-1 print: no steps on record
+
+    from dataclasses import replace
+    changed = PrintQueue(ledger, replace(settings, sync_part_images=not settings.sync_part_images), run_id="r2")
+    changed.heal_on_settings_change(QueueReport())
+    assert ledger.get("mqtt:S1:1").state == "pending" and ledger.get("mqtt:S1:8").state == "synced"
+    out = changed.process(silver(), [steps.step("part"), steps.step("stock_item")], {"part", "stock_item"})
+    assert out.outcome == "created" and steps.ran == [("mqtt:S1:1", "part"), ("mqtt:S1:1", "stock_item")]
+    assert ledger.get("mqtt:S1:1").state == "synced", "the done step was not run again, only the new one"
