@@ -144,11 +144,16 @@ class InvenTreeSteps:
         if part_pk not in self._params or self.refresh:  # read once per part and run
             self._params[part_pk] = self._guard(lambda: self.client.part_parameters(part_pk))
         current = self._params[part_pk]
-        for template_pk, value in wanted.items():
-            stored = self._guard(lambda: self.client.set_parameter(part_pk, template_pk, value,
-                                                                   existing=current.get(template_pk)))
-            if stored is not None:
-                current[template_pk] = stored
+        try:
+            for template_pk, value in wanted.items():
+                stored = self._guard(lambda: self.client.set_parameter(part_pk, template_pk, value,
+                                                                       existing=current.get(template_pk)))
+                if stored is not None:
+                    current[template_pk] = stored
+        except Exception:
+            # a create whose answer was lost may have been stored: the step's next try reads again
+            self._params.pop(part_pk, None)
+            raise
         return {"values": {str(k): v for k, v in wanted.items()}}
 
     # --- image ---------------------------------------------------------------------------

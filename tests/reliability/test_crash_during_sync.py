@@ -92,15 +92,17 @@ def test_kill_9_at_a_step_then_rerun_heals(bb_env, bambuddy, inventree, step, se
         assert inventree.count("POST", "/api/stock/") == stock_posts
 
 
-def test_response_lost_after_the_server_committed(bb_env, bambuddy, inventree):
-    """The stock item is created but the answer never arrives: the POST is not repeated blindly; the
-    step is tried again in place and finds the item by its batch instead of creating a twin (a later
-    run finds it the same way: the kill -9 cases above)."""
+@pytest.mark.parametrize("path", ["/api/part/", "/api/stock/", "/api/parameter/"])
+def test_response_lost_after_the_server_committed(bb_env, bambuddy, inventree, path):
+    """A create is stored but its answer never arrives: the POST is not repeated blindly; the step
+    is tried again in place and finds the part by IPN, the stock item by batch, the parameter on
+    re-reading the part's parameters, instead of creating a twin (a later run finds them the same
+    way: the kill -9 cases above)."""
     archives = [finished(bambuddy, "Benchy")]
-    inventree.drop_response_after_commit(times=1, method="POST", path_prefix="/api/stock/")
+    inventree.drop_response_after_commit(times=1, method="POST", path_prefix=path)
     first = run_sync()
-    assert first.success and len(inventree.stock_items) == 1
+    assert first.success
     assert ledger_rows(bb_env)[0]["state"] == "synced", "healed in place, in the same run"
-    assert inventree.count("POST", "/api/stock/") == 1, "the create itself was not repeated"
     assert_everything_synced_once(bb_env, bambuddy, inventree, archives)
+    assert len(inventree.parts) == 1 and len(inventree.parameters) == 2
 
