@@ -1,7 +1,7 @@
 """Shared machinery of the stand-in servers: a real threaded HTTP server on 127.0.0.1, a
 request log, and fault injection (status codes, delays, dropped connections, a failure rate).
 
-The stand-ins themselves (bambuddy.py, inventree.py) only describe routes and payloads, which
+The stand-ins themselves (bambuddy.py, inventree/) only describe routes and payloads, which
 come from the recorded contracts in tests/contracts/.
 """
 

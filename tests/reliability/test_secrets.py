@@ -10,7 +10,7 @@ echo counts too):
 - exception messages of the clients and the settings, reprs of settings objects,
 - every answer of the sync API, error answers included.
 
-Stand-ins: tests/fakes/inventree.py (contract: tests/contracts/inventree/CONTRACT.md, token
+Stand-ins: tests/fakes/inventree/ (contract: tests/contracts/inventree/CONTRACT.md, token
 auth "Authorization: Token <t>", 401 {"detail": "Invalid token."}) and tests/fakes/bambuddy.py
 (contract: tests/contracts/bambuddy/CONTRACT.md "Auth": X-API-Key, 401/403 details, camera
 stream tokens for thumbnails). The webhook header Bambuddy sends ("Authorization: Bearer <secret>")
