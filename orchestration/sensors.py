@@ -14,6 +14,7 @@ DATA_DIR alone, or a code-server restart, loses nothing and repeats nothing.
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -40,6 +41,7 @@ from orchestration.settings import SyncSettings, _int
 # Read at load: sensor intervals are part of the definitions. A bad value names the setting.
 SENSOR_INTERVAL_SECONDS = _int("SENSOR_INTERVAL_SECONDS", os.environ.get("SENSOR_INTERVAL_SECONDS", "5"), minimum=1)
 TRIGGER_TAG = "printfarm/trigger"
+HOST_TAG = "printfarm/host"  # where the run's worker process runs (the launcher starts it beside this code)
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
           DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -130,6 +132,13 @@ def _step_errors(instance, run_id: str) -> tuple[dict[str, str], set[str]]:
     return failed, succeeded
 
 
+def _run_failure(instance, run) -> str:
+    """The run's own failure message when no step failed (e.g. its worker died)."""
+    records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1).records
+    message = records[0].event_log_entry.dagster_event.message if records else None
+    return (message or f"run {run.status.value.lower()}").strip().splitlines()[0][:500]
+
+
 def settle_launches(instance, ledger: Ledger, settings: SyncSettings) -> None:
     launches: dict[str, list[dict]] = {}
     for r in ledger.requests(("launched",)):
@@ -158,7 +167,7 @@ def settle_launches(instance, ledger: Ledger, settings: SyncSettings) -> None:
             ledger.set_meta(f"step_error:{step}", None)
         for step, message in failed.items():
             ledger.set_meta(f"step_error:{step}", {"error": message, "run_id": run.run_id, "at": time.time()})
-        error = "; ".join(f"{k}: {v}" for k, v in failed.items()) or f"run {run.status.value.lower()}"
+        error = "; ".join(f"{k}: {v}" for k, v in failed.items()) or _run_failure(instance, run)
         ledger.update_requests(launch_id, status="failed", finished_at=utc_now(), error=error)
         ledger.complete_run(run.run_id, status="failure", error=error)
         streak = ledger.meta("failed_runs_in_row", 0) + 1
@@ -169,6 +178,38 @@ def settle_launches(instance, ledger: Ledger, settings: SyncSettings) -> None:
         ledger.add_request("retry", not_before=stamp_in(wait))
         for r in scoped:
             ledger.add_request("retry", archive_ids=r["archive_ids"], force=r["force"], not_before=stamp_in(wait))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie nobody reaped is gone too
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def release_dead_run(instance, run) -> bool:
+    """Dagster's default run launcher has no run monitoring: a run whose worker died (the
+    daemon's container restarted mid-run, an OOM kill) stays STARTED for ever, and every later
+    run would wait behind it. Its worker ran on this host and its pid is gone: mark it failed,
+    so the next tick answers its requests and retries them."""
+    if run.status != DagsterRunStatus.STARTED or run.tags.get(HOST_TAG) != socket.gethostname():
+        return False
+    records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_START, limit=1).records
+    pid = records[0].event_log_entry.dagster_event.pid if records else None
+    if not pid or _alive(pid):
+        return False
+    run = instance.get_run_by_id(run.run_id)  # read after the worker is known gone: its last word is in
+    if run is None or run.status != DagsterRunStatus.STARTED:
+        return False
+    instance.report_run_failed(run, message=f"run worker (pid {pid}) is gone: it was stopped mid-run "
+                                            "(a restart of dagster-daemon?); its prints are synced again")
+    return True
 
 
 # --- (3) launch -------------------------------------------------------------------------------
@@ -200,6 +241,9 @@ def sync_scheduler(context: SensorEvaluationContext):
     notes = record_triggers(context, settings, ledger)
     settle_launches(context.instance, ledger, settings)
     active = context.instance.get_runs(filters=RunsFilter(job_name=SYNC_JOB, statuses=ACTIVE), limit=1)
+    if active and release_dead_run(context.instance, active[0]):
+        return SkipReason(f"run {active[0].run_id} had lost its worker and is marked failed; "
+                          "the next tick retries its requests")
     if active:
         return SkipReason(f"run {active[0].run_id} is {active[0].status.value.lower()}; it or the next one "
                           "takes what is pending")
@@ -212,7 +256,7 @@ def sync_scheduler(context: SensorEvaluationContext):
     ledger.set_meta("last_launch_at", utc_now())
     kinds = ",".join(sorted({r["kind"] for r in group}))
     return RunRequest(run_key=launch_id, run_config=config,
-                      tags={LAUNCH_TAG: launch_id, TRIGGER_TAG: kinds,
+                      tags={LAUNCH_TAG: launch_id, TRIGGER_TAG: kinds, HOST_TAG: socket.gethostname(),
                             "printfarm/request_ids": ",".join(str(r["id"]) for r in group)})
 
 

@@ -162,3 +162,46 @@ def test_every_tick_is_recorded_for_the_status_page(env):
     before = time.time()
     tick(instance)
     assert before <= ledger.meta(SCHEDULER_TICK_META) <= time.time()
+
+
+def _started_by(instance, result, pid):
+    """A run the daemon launched and whose worker (pid) reported RUN_START."""
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    run = launched(instance, result, status=DagsterRunStatus.QUEUED)
+    instance.report_dagster_event(DagsterEvent(DagsterEventType.RUN_START.value, job_name=run.job_name, pid=pid),
+                                  run.run_id)
+    return instance.get_run_by_id(run.run_id)
+
+
+def test_a_run_whose_worker_died_does_not_hold_every_later_run(env, monkeypatch):
+    """dagster-daemon restarted mid-run: the run stays STARTED for ever (no run monitoring for the
+    default launcher). The scheduler sees its worker is gone, fails it, and the work goes on."""
+    import subprocess
+
+    monkeypatch.setenv("SYNC_RETRY_BASE_SECONDS", "0.01")
+    instance = DagsterInstance.ephemeral()
+    ledger = Ledger(env / "sync.sqlite3")
+    hook = ledger.add_request("webhook")
+    first = tick(instance)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    run = _started_by(instance, first, gone.pid)
+    assert run.status == DagsterRunStatus.STARTED
+    skipped = tick(instance)
+    assert isinstance(skipped, SkipReason) and "lost its worker" in skipped.skip_message
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+    tick(instance)  # settles the failed run: its request is answered and retried
+    assert ledger.request(hook)["status"] == "failed" and "gone" in ledger.request(hook)["error"]
+    time.sleep(0.05)
+    again = tick(instance)
+    assert isinstance(again, RunRequest) and "retry" in again.tags["printfarm/trigger"]
+
+
+def test_a_run_whose_worker_lives_is_waited_for(env):
+    import os
+
+    instance = DagsterInstance.ephemeral()
+    Ledger(env / "sync.sqlite3").add_request("webhook")
+    run = _started_by(instance, tick(instance), os.getpid())
+    assert "is started" in tick(instance).skip_message
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
