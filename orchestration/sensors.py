@@ -4,8 +4,9 @@ Each tick it (1) records intent in the ledger — a daemon start (SYNC_ON_STARTU
 prints (the logger's raw table, Bambuddy's print log), a poll period gone by — next to what the
 API and its webhook recorded; (2) settles launched requests against the Dagster instance: a run
 that ended without answering its requests answers them with its error and schedules a retry, a
-launch whose run no instance knows (DAGSTER_HOME reset) is pending again; (3) when no sync run
-is queued or running, turns the pending requests and the due retries into exactly one run.
+launch whose run no instance knows (DAGSTER_HOME reset) is pending again, a run whose worker died
+with the daemon is marked failed; (3) when no sync run is queued or running, turns the pending
+requests and the due retries into exactly one run.
 
 Nothing here depends on a Dagster cursor: the state is the ledger's, so resetting DAGSTER_HOME or
 DATA_DIR alone, or a code-server restart, loses nothing and repeats nothing.
