@@ -25,7 +25,6 @@ import random
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import requests
 
-from orchestration.processes import Supervisor
+from orchestration.processes import Supervisor, stop
 
 REPO = Path(__file__).resolve().parents[1]
 CORRUPT_PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 12  # PNG magic, no image: InvenTree refuses it
@@ -187,14 +186,9 @@ class Soak:
         raise SystemExit(f"no startup sync within 240 s; logs in {self.work / 'logs'}")
 
     def stop(self, child) -> None:
-        try:
-            os.killpg(child.proc.pid, signal.SIGTERM)
-            child.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.proc.pid, signal.SIGKILL)
-            child.proc.wait(10)
-        except ProcessLookupError:
-            pass
+        # processes.stop also kills what is left in the group after the leader exits: a code server
+        # the daemon spawned while shutting down outlived it otherwise (seen once after a soak)
+        stop(child.proc, timeout=30)
         self.procs.children.remove(child)
 
     def reset_dagster_home(self) -> None:
