@@ -257,9 +257,10 @@ class Soak:
             entry = entries.get(f"bambuddy:{p.archive_id}:1")
             written = ledger_link_time(ledger, entry.print_id) if entry else None
             if written:
-                latencies.append(written - self.readable_at(p))
+                latency = written - self.readable_at(p)
+                latencies.append(latency)
                 from_arrival.append(written - p.arrived)
-                slowest.append((round(written - self.readable_at(p), 1), round(p.arrived - self.wall0, 1)))
+                slowest.append((round(latency, 1), round(p.arrived - self.wall0, 1)))
         for latency, at in sorted(slowest, reverse=True)[:8]:
             print(f"  slow: arrived at {at:6.1f}s, linked {latency:5.1f}s after it was readable", file=sys.stderr)
         with ledger._connect() as conn:

@@ -205,7 +205,8 @@ class PrintQueue:
         a transient error (a 5xx burst, a lost answer) is tried again in place a few times
         (HTTP_RETRIES, HTTP_RETRY_BACKOFF_SECONDS doubling) and costs seconds, not the backoff."""
         tries = self.settings.http_retries if self._gave_up < IN_PLACE_GIVE_UP else 0
-        for attempt in range(tries + 1):
+        attempt = 0
+        while True:
             try:
                 return step.run(p, done)
             except transient as exc:
@@ -214,7 +215,7 @@ class PrintQueue:
                     raise
                 log.info("print %s: %s failed (%s), again in place", p.print_id, step.name, exc)
                 time.sleep(self.settings.http_retry_backoff_seconds * 2 ** attempt)
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def hold(self, p: SilverPrint, step: str, reason: str, fix: str) -> Outcome:
         """needs_attention without trying: the print's own data says it cannot be pushed as it is."""

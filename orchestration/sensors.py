@@ -121,13 +121,18 @@ def record_triggers(context: SensorEvaluationContext, settings: SyncSettings, le
 
 
 # --- (2) settle launches ---------------------------------------------------------------------
+def _headline(message: str | None, fallback: str) -> str:
+    """The first line of an error message, bounded: what a request and /sync/status keep."""
+    lines = (message or "").strip().splitlines()
+    return lines[0][:500] if lines else fallback
+
+
 def _step_errors(instance, run_id: str) -> tuple[dict[str, str], set[str]]:
     failed: dict[str, str] = {}
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
         event = record.event_log_entry.dagster_event
         error = getattr(event.event_specific_data, "error", None)
-        message = getattr(error, "message", None) or event.message or "step failed"
-        failed[event.step_key] = message.strip().splitlines()[0][:500] if message else "step failed"
+        failed[event.step_key] = _headline(getattr(error, "message", None) or event.message, "step failed")
     succeeded = {r.event_log_entry.dagster_event.step_key
                  for r in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_SUCCESS).records}
     return failed, succeeded
@@ -137,7 +142,7 @@ def _run_failure(instance, run) -> str:
     """The run's own failure message when no step failed (e.g. its worker died)."""
     records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1).records
     message = records[0].event_log_entry.dagster_event.message if records else None
-    return (message or f"run {run.status.value.lower()}").strip().splitlines()[0][:500]
+    return _headline(message, f"run {run.status.value.lower()}")
 
 
 def settle_launches(instance, ledger: Ledger, settings: SyncSettings) -> None:

@@ -19,18 +19,9 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from orchestration.ledger import Ledger
 from orchestration.processes import spawn, stop
 from orchestration.sensors import _alive
+from tests.ingestion.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_for(what, check, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_daemon(log: Path) -> subprocess.Popen:
@@ -55,20 +46,19 @@ def test_a_daemon_killed_mid_run_leaves_no_run_that_holds_the_loop(env, bambuddy
     with DagsterInstance.get() as instance:
         daemon = start_daemon(log)
         try:
-            wait_for("the push to begin", lambda: inventree.count() > 0)
+            wait_until(lambda: inventree.count() > 0, timeout=120, what="the push to begin")
             (run,) = instance.get_runs(filters=RunsFilter(job_name="sync_prints"))
             os.killpg(daemon.pid, signal.SIGKILL)  # the daemon, its code server and the run worker
             daemon.wait(10)
             start = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_START).records
             worker = start[0].event_log_entry.dagster_event.pid
-            wait_for("the run worker to be gone", lambda: not _alive(worker), timeout=10)
+            wait_until(lambda: not _alive(worker), timeout=10, what="the run worker to be gone")
             assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED, "the run was left behind"
             inventree.delay(0)
 
             daemon = start_daemon(log)
-            entry = wait_for("the print synced and linked",
-                             lambda: (e := ledger.get(f"bambuddy:{archive['id']}:1")) and e.state == "synced"
-                             and e.link_state == "written" and e, timeout=150)
+            entry = wait_until(lambda: (e := ledger.get(f"bambuddy:{archive['id']}:1")) and e.state == "synced"
+                               and e.link_state == "written" and e, timeout=150, what="the print synced and linked")
         finally:
             stop(daemon, timeout=30)
         left = instance.get_run_by_id(run.run_id)

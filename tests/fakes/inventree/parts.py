@@ -62,6 +62,14 @@ class PartsMixin:
         listed = [self._part_view(p, "list") for p in rows]
         return self._page(request, listed)
 
+    def _refuse_part(self, data: dict, current: dict | None) -> Response | None:
+        """What the server refuses in a part create or patch alike: the text rule first, then the fields."""
+        refused = clean_text(data, PART_TEXT)
+        if refused:
+            return refused
+        errors = self._validate_part(data, current)
+        return Response(400, errors) if errors else None
+
     def _validate_part(self, data: dict, current: dict | None) -> dict[str, list[str]]:
         errors: dict[str, list[str]] = {}
         name = data.get("name", current["name"] if current else None)
@@ -93,12 +101,9 @@ class PartsMixin:
 
     def _create_part(self, request: Request) -> Response:
         data, files = self._form(request)
-        refused = clean_text(data, PART_TEXT)
+        refused = self._refuse_part(data, None)
         if refused:
             return refused
-        errors = self._validate_part(data, None)
-        if errors:
-            return Response(400, errors)
         ipn = data.get("IPN") or ""
         if any(p["name"] == data["name"] and (p["IPN"] or "") == ipn and p["revision"] == data.get("revision", "")
                for p in self.parts.values()):
@@ -130,12 +135,9 @@ class PartsMixin:
         if part is None:
             return Response(404, {"detail": "No Part matches the given query."})
         data, files = self._form(request)
-        refused = clean_text(data, PART_TEXT)
+        refused = self._refuse_part(data, part)
         if refused:
             return refused
-        errors = self._validate_part(data, part)
-        if errors:
-            return Response(400, errors)
         if "image" in files:
             bad = self._store_image(part, *files["image"])
             if bad:
