@@ -186,17 +186,25 @@ def settle_launches(instance, ledger: Ledger, settings: SyncSettings) -> None:
             ledger.add_request("retry", archive_ids=r["archive_ids"], force=r["force"], not_before=stamp_in(wait))
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, started_by: float) -> bool:
+    """Is `pid` still the worker that logged RUN_START at `started_by` (epoch seconds)? A pid
+    can be taken again, soonest after a container restart, whose pids count from 1 anew."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    try:  # a zombie nobody reaped is gone too
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
+    try:
+        state, *fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, IndexError, StopIteration, ValueError):
+        return True  # no /proc to ask: trust the pid
+    if state == "Z":  # a zombie nobody reaped is gone too
+        return False
+    began = boot + int(fields[18]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in ticks
+    return began <= started_by + 2  # btime is whole seconds; a newer process is someone else
 
 
 def release_dead_run(instance, run) -> bool:
@@ -207,14 +215,17 @@ def release_dead_run(instance, run) -> bool:
     if run.status != DagsterRunStatus.STARTED or run.tags.get(HOST_TAG) != socket.gethostname():
         return False
     records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_START, limit=1).records
-    pid = records[0].event_log_entry.dagster_event.pid if records else None
-    if not pid or _alive(pid):
+    if not records or not records[0].event_log_entry.dagster_event.pid:
+        return False
+    pid = records[0].event_log_entry.dagster_event.pid
+    if _alive(pid, records[0].event_log_entry.timestamp):
         return False
     run = instance.get_run_by_id(run.run_id)  # read after the worker is known gone: its last word is in
     if run is None or run.status != DagsterRunStatus.STARTED:
         return False
     instance.report_run_failed(run, message=f"run worker (pid {pid}) is gone: it was stopped mid-run "
-                                            "(a restart of dagster-daemon?); its prints are synced again")
+                                            "(a restart of dagster-daemon or the code server?); its prints are "
+                                            "synced again")
     return True
 
 

@@ -164,12 +164,16 @@ def test_every_tick_is_recorded_for_the_status_page(env):
     assert before <= ledger.meta(SCHEDULER_TICK_META) <= time.time()
 
 
-def _started_by(instance, result, pid):
-    """A run the daemon launched and whose worker (pid) reported RUN_START."""
+def _started_by(instance, result, pid, at=None):
+    """A run the daemon launched and whose worker (pid) reported RUN_START (at `at`, else now)."""
+    import logging
+
     from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.events.log import EventLogEntry
     run = launched(instance, result, status=DagsterRunStatus.QUEUED)
-    instance.report_dagster_event(DagsterEvent(DagsterEventType.RUN_START.value, job_name=run.job_name, pid=pid),
-                                  run.run_id)
+    event = DagsterEvent(DagsterEventType.RUN_START.value, job_name=run.job_name, pid=pid)
+    instance.handle_new_event(EventLogEntry(error_info=None, level=logging.DEBUG, user_message="", run_id=run.run_id,
+                                            timestamp=at or time.time(), dagster_event=event))
     return instance.get_run_by_id(run.run_id)
 
 
@@ -206,3 +210,27 @@ def test_a_run_whose_worker_lives_is_waited_for(env):
     run = _started_by(instance, tick(instance), os.getpid())
     assert "is started" in tick(instance).skip_message
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
+
+
+
+def test_a_pid_taken_again_after_a_restart_is_not_the_worker(env):
+    """A container restart counts pids from 1 anew: the dead worker's pid may now belong to a
+    process that started after the run did. That one is not the worker: the run is released."""
+    import subprocess
+
+    instance = DagsterInstance.ephemeral()
+    ledger = Ledger(env / "sync.sqlite3")
+    hook = ledger.add_request("webhook")
+    first = tick(instance)
+    newcomer = subprocess.Popen(["sleep", "60"])
+    try:
+        run = _started_by(instance, first, newcomer.pid, at=time.time() - 30)  # began 30 s before it
+        skipped = tick(instance)
+        assert isinstance(skipped, SkipReason) and "lost its worker" in skipped.skip_message
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+        assert newcomer.poll() is None  # nothing was done to the newcomer
+    finally:
+        newcomer.kill()
+        newcomer.wait()
+    tick(instance)
+    assert ledger.request(hook)["status"] == "failed" and "gone" in ledger.request(hook)["error"]
