@@ -1,14 +1,15 @@
 """`python -m bench.soak`: the automatic loop left alone with things going wrong.
 
-The Dagster daemon and webserver and the sync API run as a user runs them (default settings:
+The Dagster code server, daemon and webserver and the sync API run as docker-compose.yml runs
+them (default settings:
 SYNC_ON_STARTUP, the 5 s scheduler, POLL_INTERVAL_SECONDS 300) against the InvenTree and Bambuddy
 stand-ins. Prints arrive throughout on several printers as Bambuddy archives, each announced by
 Bambuddy's webhook, a mix of completed and failed ones and one poison print (a thumbnail InvenTree
 refuses). Meanwhile: Bambuddy is down for a while (webhooks keep coming), InvenTree answers 5xx
-in bursts, the daemon's code server is killed, and DAGSTER_HOME is wiped and the daemon and
-webserver restarted. Afterwards every good print must be in stock exactly once and linked, the
-poison print in needs_attention with its reason, no request left pending, one startup run per
-daemon start. Prints one JSON line last (the targets are the issue's; exit 1 when one is missed).
+in bursts, the code server is killed (its supervisor starts it again, as compose's restart
+policy does), and DAGSTER_HOME is wiped and the Dagster services restarted. Afterwards every
+good print must be in stock exactly once and linked, the poison print in needs_attention with
+its reason, no request left pending, one startup run per daemon start. Prints one JSON line last (the targets are the issue's; exit 1 when one is missed).
 
 Latency is print end -> link written in Bambuddy (the last side effect). p95_s counts from when
 the print could be read: its arrival, or Bambuddy's return for a print that ended while Bambuddy
@@ -24,7 +25,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -36,16 +36,11 @@ from pathlib import Path
 import requests
 
 from orchestration.processes import Supervisor, stop
+from orchestration.services import free_port, start_dagster
 
 REPO = Path(__file__).resolve().parents[1]
 CORRUPT_PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 12  # PNG magic, no image: InvenTree refuses it
 AUTOMATIC = {"startup", "poll", "finished_prints", "retry", "webhook"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -53,18 +48,6 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))], 2)
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 @dataclass
@@ -125,7 +108,7 @@ class Soak:
                           (0.35, "inventree 5xx burst", lambda: inventree.fail_rate(0.4, statuses=(500, 502, 503))),
                           (0.45, "inventree calm", inventree.clear_faults),
                           (0.50, "code server killed", self.kill_code_server),
-                          (0.65, "DAGSTER_HOME wiped, daemon and webserver restarted", self.reset_dagster_home)]
+                          (0.65, "DAGSTER_HOME wiped, Dagster services restarted", self.reset_dagster_home)]
                 for n, (moment, status) in enumerate(plan):
                     while faults and faults[0][0] * self.duration <= moment:
                         self.wait_until(faults[0][0] * self.duration)
@@ -159,16 +142,9 @@ class Soak:
         return p.arrived
 
     def start_dagster(self) -> None:
-        from dagster import DagsterInstance
         self.home.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "deploy" / "dagster.yaml", self.home / "dagster.yaml")
-        with DagsterInstance.from_config(str(self.home)) as instance:
-            instance.get_runs(limit=1)  # create the storage once, before two processes race on it
-        bin_dir = Path(sys.executable).parent
-        self.webserver = self.procs.start("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1",
-                                                                "-p", str(free_port()), "-w", "workspace.yaml"], cwd=REPO)
-        self.daemon = self.procs.start("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w",
-                                                          "workspace.yaml"], cwd=REPO)
+        self.dagster = start_dagster(self.procs, self.home, cwd=REPO)
         self.daemon_starts += 1
 
     def steady(self, data: Path) -> None:
@@ -182,6 +158,7 @@ class Soak:
                 return
             if self.procs.dead():
                 raise SystemExit(f"a service died; logs in {self.work / 'logs'}")
+            self.supervise()
             time.sleep(1)
         raise SystemExit(f"no startup sync within 240 s; logs in {self.work / 'logs'}")
 
@@ -192,19 +169,19 @@ class Soak:
         self.procs.children.remove(child)
 
     def reset_dagster_home(self) -> None:
-        self.stop(self.daemon)
-        self.stop(self.webserver)
+        """Everything that uses DAGSTER_HOME goes down (as `docker compose down` would stop the
+        code server too), the folder is wiped, and they come up again."""
+        for child in self.dagster.children():
+            self.stop(child)
         shutil.rmtree(self.home, ignore_errors=True)
         self.start_dagster()
 
     def kill_code_server(self) -> None:
-        for pid in children_of(self.daemon.proc.pid):
-            try:
-                if b"grpc" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    os.kill(pid, signal.SIGKILL)
-                    self.note(f"killed code server pid {pid}")
-            except OSError:
-                pass
+        """The code server's container dies (OOM, crash): its whole group, run workers too. Its
+        supervisor (compose's `restart: unless-stopped`, here revive()) starts it again."""
+        code = self.dagster.code_server
+        os.killpg(code.proc.pid, signal.SIGKILL)
+        self.note(f"killed code server pid {code.proc.pid} and its group")
 
     def plan(self, rng: random.Random) -> list[tuple[float, str]]:
         """Arrival moments over the first 80 % of the soak: mostly completed, some failed, one poison."""
@@ -229,7 +206,16 @@ class Soak:
         return Print(archive["id"], good=status == "completed", poison=poison, arrived=time.time())
 
     def wait_until(self, moment: float) -> None:
-        time.sleep(max(0.0, self.t0 + moment - time.monotonic()))
+        while True:
+            left = self.t0 + moment - time.monotonic()
+            self.supervise()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.5))
+
+    def supervise(self) -> None:
+        for child in self.procs.revive():
+            self.note(f"{child.name} exited; started again")
 
     def settle(self, inventree, bambuddy, made: list[Print], data: Path) -> bool:
         from orchestration.ledger import Ledger
@@ -243,6 +229,7 @@ class Soak:
             if linked and poison and not ledger.requests():
                 time.sleep(3)  # a late duplicate would show up here
                 return True
+            self.supervise()
             time.sleep(1)
         return False
 

@@ -2,10 +2,10 @@
 
 Starts an MQTT broker with TLS + password (mosquitto when installed, else the embedded Python
 broker; --broker chooses), three simulated printers (X1C, P1S, A1) running a mix of
-prints, the MQTT logger, Dagster (webserver + daemon, sensors on), the dbt docs and the sync
-API. InvenTree and Bambuddy are the real ones when INVENTREE_BASE_URL / BAMBUDDY_BASE_URL are
-set (environment or .env), otherwise in-process demo stand-ins (tests/fakes), fed by the
-simulated printers as the real Bambuddy would be. Ctrl-C stops everything it started.
+prints, the MQTT logger, Dagster as docker-compose.yml runs it (code server, webserver, daemon;
+sensors on), the dbt docs and the sync API. InvenTree and Bambuddy are the real ones when
+INVENTREE_BASE_URL / BAMBUDDY_BASE_URL are set (environment or .env), otherwise in-process demo
+stand-ins (tests/fakes), fed by the simulated printers as the real Bambuddy would be. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import requests
 from ingestion.devbroker import BROKER_KINDS, BrokerUnavailable, DevBroker
 from ingestion.simulator import default_fleet
 from orchestration.processes import Supervisor
+from orchestration.services import start_dagster
 
 REPO = Path(__file__).resolve().parents[1]
 FLEET_NAMES = {"X1C": "X1C bay 1", "P1S": "P1S bay 2", "A1": "A1 bay 3"}
@@ -129,18 +130,14 @@ def main(argv: list[str] | None = None) -> int:
                                        "--forever"])  # keeps printing until the demo stops it
             time.sleep(2)  # printers first, as in a real farm: the logger's pushall finds them
             procs.python("logger", ["ingestion"], env={"LOGGER_CONFIG": str(config)})
-            # Create the instance's SQLite storage once, before the webserver and the daemon start:
-            # two processes migrating a fresh DAGSTER_HOME at once corrupt its schema version.
-            from dagster import DagsterInstance
-            with DagsterInstance.from_config(str(home)) as instance:
-                instance.get_runs(limit=1)
-            bin_dir = Path(sys.executable).parent
-            workspace = str(REPO / "workspace.yaml")
+            # Code server, webserver and daemon as compose runs them (orchestration/services.py).
             # cwd=work: Dagster's commands load .env from their folder over the environment, which
             # would put a user's DATA_DIR/DAGSTER_HOME from the repository's .env over the demo's
-            procs.start("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1",
-                                              "-p", str(args.dagster_port), "-w", workspace], cwd=work)
-            procs.start("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], cwd=work)
+            try:
+                start_dagster(procs, home, cwd=work, webserver_port=args.dagster_port)
+            except RuntimeError as exc:  # the definitions did not load: the log says why
+                print(f"demo: {exc}", file=sys.stderr)
+                return 1
             procs.python("dbt-docs", ["orchestration.dbt.docs", "--port", str(args.docs_port), "--refresh", "60",
                                       "--target", str(work / "dbt-docs")])
             procs.python("sync-api", ["orchestration.api", "--port", str(args.api_port)])
@@ -156,6 +153,8 @@ Ctrl-C stops everything.""", flush=True)
             started = time.monotonic()
             reported = 0
             while not stop.is_set():
+                for child in procs.revive():  # the code server, as compose's restart policy would
+                    print(f"demo: {child.name} exited and was started again; see {child.log_path}", file=sys.stderr)
                 dead = [c.name for c in procs.dead()]  # the simulator too: it prints until stopped
                 if dead:
                     print(f"demo: {', '.join(dead)} exited; see {work / 'logs'}", file=sys.stderr)

@@ -68,6 +68,9 @@ class Child:
     name: str
     proc: subprocess.Popen
     log_path: Path | None = None
+    restart: bool = False  # like compose's `restart: unless-stopped`: revive() starts it again
+    launch: dict = field(default_factory=dict, repr=False)
+    restarts: int = 0
 
 
 @dataclass
@@ -78,22 +81,36 @@ class Supervisor:
     _logs: list[IO] = field(default_factory=list)
 
     def start(self, name: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
-              cwd: str | Path | None = None) -> Child:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{name}.log"
-        log = open(log_path, "ab")
-        self._logs.append(log)
-        proc = spawn(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                     env={**self.env, **(env or {})}, cwd=cwd)
-        child = Child(name, proc, log_path)
+              cwd: str | Path | None = None, restart: bool = False) -> Child:
+        child = Child(name, self._spawn(name, args, {**self.env, **(env or {})}, cwd), self.log_dir / f"{name}.log",
+                      restart=restart, launch={"args": list(args), "env": {**self.env, **(env or {})}, "cwd": cwd})
         self.children.append(child)
         return child
+
+    def _spawn(self, name: str, args: Sequence[str], env: Mapping[str, str], cwd) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self._logs.append(log)
+        return spawn(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+
+    def revive(self) -> list[Child]:
+        """Start again every restartable child that exited; what it left in its group goes first
+        (a code server's run workers would otherwise hold on to its port and its runs)."""
+        revived = []
+        for child in self.children:
+            if child.restart and child.proc.poll() is not None:
+                signal_group(child.proc, signal.SIGKILL)
+                child.proc = self._spawn(child.name, child.launch["args"], child.launch["env"], child.launch["cwd"])
+                child.restarts += 1
+                revived.append(child)
+        return revived
 
     def python(self, name: str, module_args: Sequence[str], **kwargs) -> Child:
         return self.start(name, [sys.executable, "-m", *module_args], **kwargs)
 
     def dead(self) -> list[Child]:
-        return [c for c in self.children if c.proc.poll() is not None]
+        """Children that exited and are not restarted by revive()."""
+        return [c for c in self.children if c.proc.poll() is not None and not c.restart]
 
     def stop_all(self, timeout: float = 10.0) -> None:
         for child in reversed(self.children):

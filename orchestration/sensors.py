@@ -5,8 +5,8 @@ prints (the logger's raw table, Bambuddy's print log), a poll period gone by —
 API and its webhook recorded; (2) settles launched requests against the Dagster instance: a run
 that ended without answering its requests answers them with its error and schedules a retry, a
 launch whose run no instance knows (DAGSTER_HOME reset) is pending again, a run whose worker died
-with the daemon is marked failed; (3) when no sync run is queued or running, turns the pending
-requests and the due retries into exactly one run.
+(a killed code server or daemon) is marked failed; (3) when no sync run is queued or running,
+turns the pending requests and the due retries into exactly one run.
 
 Nothing here depends on a Dagster cursor: the state is the ledger's, so resetting DAGSTER_HOME or
 DATA_DIR alone, or a code-server restart, loses nothing and repeats nothing.
@@ -43,6 +43,7 @@ from orchestration.settings import SyncSettings, _int
 SENSOR_INTERVAL_SECONDS = _int("SENSOR_INTERVAL_SECONDS", os.environ.get("SENSOR_INTERVAL_SECONDS", "5"), minimum=1)
 TRIGGER_TAG = "printfarm/trigger"
 HOST_TAG = "printfarm/host"  # where the run's worker process runs (the launcher starts it beside this code)
+WORKER_GONE_TAG = "printfarm/worker_gone"  # set on a run the scheduler failed because its worker died
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
           DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -179,6 +180,8 @@ def settle_launches(instance, ledger: Ledger, settings: SyncSettings) -> None:
         streak = ledger.meta("failed_runs_in_row", 0) + 1
         ledger.set_meta("failed_runs_in_row", streak)
         wait = min(settings.sync_retry_base_seconds * 2 ** (streak - 1), RUN_RETRY_MAX_SECONDS)
+        if run.tags.get(WORKER_GONE_TAG) and streak == 1:
+            wait = 0  # a worker killed with its process says nothing about the servers: go on now
         # the intent of the failed requests is not lost: it runs again after a backoff
         scoped = [r for r in requests if r["archive_ids"] is not None]
         ledger.add_request("retry", not_before=stamp_in(wait))
@@ -207,24 +210,38 @@ def _alive(pid: int, started_by: float) -> bool:
     return began <= started_by + 2  # btime is whole seconds; a newer process is someone else
 
 
-def release_dead_run(instance, run) -> bool:
-    """Dagster's default run launcher has no run monitoring: a run whose worker died (the
-    daemon's container restarted mid-run, an OOM kill) stays STARTED for ever, and every later
-    run would wait behind it. Its worker ran on this host and its pid is gone: mark it failed,
-    so the next tick answers its requests and retries them."""
-    if run.status != DagsterRunStatus.STARTED or run.tags.get(HOST_TAG) != socket.gethostname():
-        return False
+def _worker(instance, run) -> tuple[int, float] | None:
+    """(pid, when it said so) of the run's worker: its RUN_START, or before that the "Started
+    process for run (pid: N)" engine event it logs first."""
     records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_START, limit=1).records
-    if not records or not records[0].event_log_entry.dagster_event.pid:
+    if records and records[0].event_log_entry.dagster_event.pid:
+        return records[0].event_log_entry.dagster_event.pid, records[0].event_log_entry.timestamp
+    for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=5).records:
+        metadata = getattr(record.event_log_entry.dagster_event.event_specific_data, "metadata", None) or {}
+        text = getattr(metadata.get("pid"), "text", None)
+        if text and text.isdigit():
+            return int(text), record.event_log_entry.timestamp
+    return None
+
+
+def release_dead_run(instance, run) -> bool:
+    """Dagster's default run launcher has no run monitoring: a run whose worker died (a restart
+    of the code server's container or of the daemon that spawned it, an OOM kill) stays STARTING
+    or STARTED for ever, and every later run would wait behind it. Its worker ran on this host
+    and its pid is gone: mark it failed, so its requests are answered and retried. (A worker
+    killed before it logged its pid is failed by Dagster's run monitoring, deploy/dagster.yaml.)"""
+    if run.status not in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED) \
+            or run.tags.get(HOST_TAG) != socket.gethostname():
         return False
-    pid = records[0].event_log_entry.dagster_event.pid
-    if _alive(pid, records[0].event_log_entry.timestamp):
+    worker = _worker(instance, run)
+    if worker is None or _alive(*worker):
         return False
     run = instance.get_run_by_id(run.run_id)  # read after the worker is known gone: its last word is in
-    if run is None or run.status != DagsterRunStatus.STARTED:
+    if run is None or run.status not in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):
         return False
-    instance.report_run_failed(run, message=f"run worker (pid {pid}) is gone: it was stopped mid-run "
-                                            "(a restart of dagster-daemon or the code server?); its prints are "
+    instance.add_run_tags(run.run_id, {WORKER_GONE_TAG: str(worker[0])})
+    instance.report_run_failed(run, message=f"run worker (pid {worker[0]}) is gone: it was stopped mid-run "
+                                            "(a restart of the code server or dagster-daemon?); its prints are "
                                             "synced again")
     return True
 
@@ -259,8 +276,9 @@ def sync_scheduler(context: SensorEvaluationContext):
     settle_launches(context.instance, ledger, settings)
     active = context.instance.get_runs(filters=RunsFilter(job_name=SYNC_JOB, statuses=ACTIVE), limit=1)
     if active and release_dead_run(context.instance, active[0]):
-        return SkipReason(f"run {active[0].run_id} had lost its worker and is marked failed; "
-                          "the next tick retries its requests")
+        notes.append(f"run {active[0].run_id} had lost its worker and is marked failed")
+        settle_launches(context.instance, ledger, settings)  # its requests are answered and retried now
+        active = context.instance.get_runs(filters=RunsFilter(job_name=SYNC_JOB, statuses=ACTIVE), limit=1)
     if active:
         return SkipReason(f"run {active[0].run_id} is {active[0].status.value.lower()}; it or the next one "
                           "takes what is pending")

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = {"logger", "dagster-webserver", "dagster-daemon", "dbt-docs", "sync-api"}
+SERVICES = {"logger", "dagster-code", "dagster-webserver", "dagster-daemon", "dbt-docs", "sync-api"}
 DEMO_SERVICES = {"demo-certs", "mosquitto", "simulator", "inventree-server", "bambuddy", "demo-init"}
 
 
@@ -56,6 +56,34 @@ def test_with_env_from_the_example_every_service_uses_its_volumes_ports_and_heal
     assert resolved["logger"]["healthcheck"]["test"][-2:] == ["-m", "ingestion.healthcheck"]
 
 
+def test_webserver_and_daemon_reach_the_code_server_it_serves(tmp_path):
+    """The code location runs in dagster-code (restarted by compose when it dies); the webserver
+    and the daemon load deploy/workspace.grpc.yaml, whose host and port come from the environment."""
+    proc = docker_compose(tmp_path, "config")
+    assert proc.returncode == 0, proc.stderr
+    resolved = yaml.safe_load(proc.stdout)["services"]
+    code = resolved["dagster-code"]
+    command = code["command"]
+    assert command[:3] == ["dagster", "code-server", "start"]
+    port = command[command.index("-p") + 1]
+    assert command[command.index("-h") + 1] == "0.0.0.0"  # reachable from the other containers
+    assert command[command.index("-m") + 1] == "orchestration.definitions"
+    assert code["healthcheck"]["test"][1:] == ["dagster", "api", "grpc-health-check", "-p", port]
+    workspace = yaml.safe_load((REPO / "deploy" / "workspace.grpc.yaml").read_text())["load_from"][0]["grpc_server"]
+    assert workspace == {"host": {"env": "DAGSTER_CODE_SERVER_HOST"}, "port": {"env": "DAGSTER_CODE_SERVER_PORT"},
+                         "location_name": command[command.index("--location-name") + 1]}
+    for name in ("dagster-webserver", "dagster-daemon"):
+        service = resolved[name]
+        assert service["command"][-2:] == ["-w", "deploy/workspace.grpc.yaml"], name
+        assert service["environment"]["DAGSTER_CODE_SERVER_HOST"] == "dagster-code", name
+        assert str(service["environment"]["DAGSTER_CODE_SERVER_PORT"]) == port, name
+        assert service["depends_on"]["dagster-code"]["condition"] == "service_healthy", name
+    # the runs start inside dagster-code: it has the data, the instance and the settings
+    assert {"/data", "/dagster_home"} <= {v["target"] if isinstance(v, dict) else v.split(":")[1]
+                                          for v in code["volumes"]}
+    assert code["restart"] == "unless-stopped" and "INVENTREE_BASE_URL" in code["environment"]
+
+
 def test_docker_compose_validates_the_demo_profile(tmp_path):
     # profiles and `condition: service_completed_successfully` need docker-compose >= 1.29
     proc = docker_compose(tmp_path, "--profile", "demo", "config")
@@ -76,7 +104,7 @@ def test_services_commands_exist_in_the_package():
             module = scripts[program].split(":")[0]
             assert importlib.util.find_spec(module), f"{name}: {module} not importable"
         else:
-            assert program in ("dagster-webserver", "dagster-daemon"), f"{name}: unknown program {program}"
+            assert program in ("dagster", "dagster-webserver", "dagster-daemon"), f"{name}: unknown program {program}"
             assert shutil.which(program) or (Path(__import__("sys").executable).parent / program).exists()
         healthcheck = services[name]["healthcheck"]["test"]
         if healthcheck[1] == "python" and healthcheck[2] == "-m":

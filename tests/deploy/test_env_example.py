@@ -7,6 +7,7 @@ REPO = Path(__file__).resolve().parents[2]
 # os.environ.get("X"), env.get("X"), env["X"], and the settings modules' own get("X", ...)
 PATTERNS = [re.compile(r'(?:environ|env)\.get\(\s*"([A-Z][A-Z0-9_]+)"'), re.compile(r'env\["([A-Z][A-Z0-9_]+)"\]')]
 SETTINGS_GET = re.compile(r'\bget\("([A-Z][A-Z0-9_]+)"')
+YAML_ENV = re.compile(r'\benv:\s*([A-Z][A-Z0-9_]+)')  # Dagster's {env: NAME} in deploy/*.yaml
 
 
 def names_read_by_code() -> set[str]:
@@ -17,6 +18,8 @@ def names_read_by_code() -> set[str]:
             names.update(pattern.findall(text))
         if path.name == "settings.py":
             names.update(SETTINGS_GET.findall(text))
+    for path in (REPO / "deploy").glob("*.yaml"):
+        names.update(YAML_ENV.findall(path.read_text()))
     return names
 
 

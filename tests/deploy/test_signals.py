@@ -75,3 +75,38 @@ def test_the_dev_broker_gets_default_signals(tmp_path):
             assert signal.SIGINT not in ignored(broker.proc.pid)
             proc = broker.proc
         assert proc.returncode is not None
+
+
+def test_revive_restarts_what_may_restart_and_clears_its_group_first(tmp_path):
+    """Like compose's `restart: unless-stopped`: a dead code server comes back, but whatever it
+    left in its group (run workers holding its port) goes first. Others stay dead and are told."""
+    leaves_a_child = [sys.executable, "-c", "import subprocess, sys, time; "
+                      f"subprocess.Popen({SLEEP!r}); print('up', flush=True); time.sleep(60)"]
+    with Supervisor(tmp_path / "logs") as procs:
+        code = procs.start("code", leaves_a_child, restart=True)
+        once = procs.start("once", [sys.executable, "-c", "pass"])
+        deadline = time.monotonic() + 20
+        while "up" not in (tmp_path / "logs" / "code.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = code.proc
+        left = [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == first.pid
+                and int(p) != first.pid]
+        assert left, "the child's own child is in its group"
+        os.kill(first.pid, signal.SIGKILL)  # the leader dies, its child lives on
+        first.wait()
+        once.proc.wait()
+        assert [c.name for c in procs.dead()] == ["once"]  # the restartable one is not "dead"
+        revived = procs.revive()
+        assert [c.name for c in revived] == ["code"] and code.proc is not first and code.restarts == 1
+        assert code.proc.poll() is None and once.proc.poll() is not None
+        time.sleep(0.2)
+        assert all(_pgid(pid) is None for pid in left), "what the dead one left was stopped"
+        assert procs.revive() == []  # nothing else to do while it runs
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[2])

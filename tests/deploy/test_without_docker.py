@@ -19,6 +19,7 @@ import requests
 
 from ingestion.devbroker import DevBroker
 from orchestration.processes import spawn, stop
+from orchestration.services import code_server_serving
 
 REPO = Path(__file__).resolve().parents[2]
 LEFT_OUT = {".git", ".venv", ".demo", "data", ".dagster_home", "target", "target-docs", "logs", "__pycache__",
@@ -77,7 +78,7 @@ def test_the_readme_steps_without_docker_run_as_written(tmp_path, inventree):
     steps = readme_steps()
     last_setup = next(i for i, line in enumerate(steps) if "instance migrate" in line)
     setup, services = steps[:last_setup + 1], steps[last_setup + 1:]
-    assert setup[0].startswith("make venv") and len(services) == 5
+    assert setup[0].startswith("make venv") and len(services) == 6
     fill_in = next(i for i, line in enumerate(setup) if line.startswith("set -a"))  # after the two cp lines
     repo = copy_repo(tmp_path / "printfarm")
     shell_env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8"}
@@ -97,16 +98,20 @@ def test_the_readme_steps_without_docker_run_as_written(tmp_path, inventree):
         home = Path(env["DAGSTER_HOME"])
         assert home == repo / ".dagster_home" and (home / "dagster.yaml").exists()
 
-        ports = {"3000": free_port(), "8088": free_port(), "8080": free_port()}
+        ports = {"3000": free_port(), "8088": free_port(), "8080": free_port(), "4000": free_port()}
+        assert env["DAGSTER_CODE_SERVER_PORT"] == "4000"  # .env's port, the code server's line's
+        env["DAGSTER_CODE_SERVER_PORT"] = str(ports["4000"])
         procs = {}
         try:
             for line in services:
                 args = shlex.split(line, comments=True)
                 args = [str(ports.get(a, a)) if a != "0.0.0.0" else "127.0.0.1" for a in args]
-                name = Path(args[0]).name
+                name = "-".join(Path(a).name for a in args[:2]) if args[0].endswith("/dagster") else Path(args[0]).name
                 log = open(tmp_path / f"{name}.log", "wb")
                 procs[name] = spawn(args, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
+                if "code-server" in args:  # "Start it first": the others find it serving
+                    wait_for("the code server", lambda: code_server_serving(ports["4000"]), procs, tmp_path)
             api = f"http://127.0.0.1:{ports['8088']}"
             health = wait_for("the sync API seeing the daemon's heartbeat in DAGSTER_HOME", lambda: (
                 h := requests.get(f"{api}/health", timeout=5).json())["dagster"]["daemon_running"] and h, procs, tmp_path)

@@ -52,7 +52,8 @@ def test_a_daemon_killed_mid_run_leaves_no_run_that_holds_the_loop(env, bambuddy
             daemon.wait(10)
             start = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_START).records
             worker = start[0].event_log_entry.dagster_event.pid
-            wait_until(lambda: not _alive(worker), timeout=10, what="the run worker to be gone")
+            began = start[0].event_log_entry.timestamp
+            wait_until(lambda: not _alive(worker, began), timeout=10, what="the run worker to be gone")
             assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED, "the run was left behind"
             inventree.delay(0)
 
