@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import socket
+
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 SYNC_JOB = "sync_prints"
 TRANSFORM_JOB = "transform_print_history"
+# Where the run's worker runs: the code server that loads these definitions launches it, so its
+# host is this one. A job tag, so a run launched from the UI carries it too (sensors.py frees a
+# run whose worker died by it).
+HOST_TAG = "printfarm/host"
 
 sync_prints = define_asset_job(
     SYNC_JOB,
     selection=AssetSelection.groups("raw", "bronze", "silver", "inventree").materializable(),
     description="Pull Bambuddy archives, build bronze/silver, push new prints to InvenTree, link archives.",
-    tags={"printfarm/job": SYNC_JOB},
+    tags={"printfarm/job": SYNC_JOB, HOST_TAG: socket.gethostname()},
     # The steps run one after the other anyway; a process per step (the default executor) cost
     # a code-location load each, most of a run's time (bench/latency.py).
     executor_def=in_process_executor,

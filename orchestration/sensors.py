@@ -35,14 +35,13 @@ from dagster import (
 
 from orchestration.bambuddy import BambuddyClient, BambuddyError
 from orchestration.inventree.assets import LAUNCH_TAG
-from orchestration.jobs import SYNC_JOB, sync_prints, sync_run_config
+from orchestration.jobs import HOST_TAG, SYNC_JOB, sync_prints, sync_run_config
 from orchestration.ledger import SCHEDULER_TICK_META, Ledger, stamp_in, utc_now
 from orchestration.settings import SyncSettings, _int
 
 # Read at load: sensor intervals are part of the definitions. A bad value names the setting.
 SENSOR_INTERVAL_SECONDS = _int("SENSOR_INTERVAL_SECONDS", os.environ.get("SENSOR_INTERVAL_SECONDS", "5"), minimum=1)
 TRIGGER_TAG = "printfarm/trigger"
-HOST_TAG = "printfarm/host"  # where the run's worker process runs (the launcher starts it beside this code)
 WORKER_GONE_TAG = "printfarm/worker_gone"  # set on a run the scheduler failed because its worker died
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
           DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]

@@ -287,3 +287,24 @@ def test_a_starting_run_whose_worker_lives_is_waited_for(env):
                                  EngineEventData.in_process(os.getpid()))
     assert "is starting" in tick(instance).skip_message
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTING
+
+
+def test_a_run_launched_from_the_ui_whose_worker_died_is_released_too(env):
+    """`sync_prints` launched by hand carries the job's tags only, none of the scheduler's: the
+    host tag is the job's, so a dead worker of such a run holds nothing either."""
+    import subprocess
+
+    from dagster._core.events import EngineEventData
+
+    from orchestration.definitions import defs
+    instance = DagsterInstance.ephemeral()
+    job = defs.resolve_job_def("sync_prints")
+    # the launchpad's run: the job's tags merged with its own (dagster_graphql run_lifecycle.py)
+    run = instance.create_run_for_job(job, run_config={}, tags=dict(job.tags))
+    assert "printfarm/host" in run.tags and LAUNCH_TAG not in run.tags
+    instance.run_storage.handle_run_event(run.run_id, _event(run, "PIPELINE_STARTING"))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    instance.report_engine_event(f"Started process for run (pid: {gone.pid}).", run, EngineEventData.in_process(gone.pid))
+    tick(instance)
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
