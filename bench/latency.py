@@ -2,8 +2,8 @@
 
 Everything real on loopback except InvenTree and Bambuddy (the stand-ins from tests/fakes, the
 Bambuddy one fed from the printers' MQTT reports as the real one is): a TLS broker, simulated
-printers, the MQTT logger, the Dagster daemon and webserver with the default sensor settings.
-The printers finish K prints at random moments; per print we measure from its FINISH message to
+printers, the MQTT logger, the Dagster code server, daemon and webserver (as compose runs them)
+with the default sensor settings. The printers finish K prints at random moments; per print we measure from its FINISH message to
 its StockItem in the InvenTree stand-in and to the link in its Bambuddy archive. The time is
 split with the Dagster run that pushed the print (its events): detect (FINISH until the sensor
 queued a run), queue (behind the run before it), launch (dequeued until the run's own process
@@ -31,6 +31,7 @@ from ingestion.devbroker import DevBroker
 from ingestion.scenarios import Job, Step, start_steps
 from ingestion.simulator import BrokerAddress, Simulator
 from orchestration.processes import Supervisor
+from orchestration.services import start_dagster
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("X1C", "P1S", "A1")
@@ -160,12 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         watcher = Watcher(inventree, bambuddy)
         with Supervisor(work / "logs", env) as procs:
             procs.python("logger", ["ingestion", "--log-level", "WARNING"], env={"LOGGER_CONFIG": str(config)})
-            with DagsterInstance.from_config(str(home)) as instance:
-                instance.get_runs(limit=1)  # migrate the fresh storage once, before two processes do
-            bin_dir = Path(sys.executable).parent
-            procs.start("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", "0",
-                                              "-w", "workspace.yaml"], cwd=REPO)
-            procs.start("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO)
+            start_dagster(procs, home, cwd=REPO)  # code server, webserver, daemon: as compose runs them
             # Steady state first: the startup sync has run, so the code location and dbt are warm.
             with DagsterInstance.from_config(str(home)) as instance:
                 deadline = time.monotonic() + 180

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import requests
 
-from orchestration.processes import Supervisor, stop
+from orchestration.processes import Supervisor, signal_group, stop
 from orchestration.services import free_port, start_dagster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,7 +171,10 @@ class Soak:
     def reset_dagster_home(self) -> None:
         """Everything that uses DAGSTER_HOME goes down (as `docker compose down` would stop the
         code server too), the folder is wiped, and they come up again."""
-        for child in self.dagster.children():
+        children = self.dagster.children()
+        for child in children:  # all at once, as `docker compose down` does
+            signal_group(child.proc, signal.SIGTERM)
+        for child in children:
             self.stop(child)
         shutil.rmtree(self.home, ignore_errors=True)
         self.start_dagster()
