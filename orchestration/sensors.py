@@ -189,8 +189,8 @@ def settle_launches(instance, ledger: Ledger, settings: SyncSettings) -> None:
 
 
 def _alive(pid: int, started_by: float) -> bool:
-    """Is `pid` still the worker that logged RUN_START at `started_by` (epoch seconds)? A pid
-    can be taken again, soonest after a container restart, whose pids count from 1 anew."""
+    """Is `pid` still the worker that logged it at `started_by` (epoch seconds)? A pid can be
+    taken again, soonest after a container restart, whose pids count from 1 anew."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
