@@ -163,7 +163,8 @@ class PrintQueue:
     # --- one print -----------------------------------------------------------------------
     def process(self, p: SilverPrint, steps: Sequence[Step], owned: set[str], *, force: bool = False,
                 fatal: tuple[type[BaseException], ...] = (),
-                transient: tuple[type[BaseException], ...] = ()) -> Outcome:
+                transient: tuple[type[BaseException], ...] = (), again: bool = False) -> Outcome:
+        """again: the second try of a print this run already failed; a failure counts once."""
         if self.settings.sync_success_only and not p.is_success:
             reason = f"status {p.status} (SYNC_SUCCESS_ONLY)" + (f": {p.fail_reason}" if p.fail_reason else "")
             self._set(p, "skipped", reason=reason, fix="set SYNC_SUCCESS_ONLY=false to stock failed prints too")
@@ -188,7 +189,7 @@ class PrintQueue:
             except Exception as exc:  # transient, or a bug: never a reason to stop the other prints
                 message = self._redact(f"{type(exc).__name__}: {exc}")
                 entry = self.ledger.get(p.print_id)
-                attempts = (entry.attempts if entry else 0) + 1
+                attempts = (entry.attempts if entry else 0) + (0 if again and entry else 1)
                 wait = backoff_seconds(attempts, self.settings)
                 self._set(p, "retrying", step=step.name, reason=f"{step.name} failed, retried in {wait:.0f} s",
                           last_error=message, next_attempt_at=stamp_in(wait), attempts=attempts)
@@ -216,6 +217,10 @@ class PrintQueue:
                 log.info("print %s: %s failed (%s), again in place", p.print_id, step.name, exc)
                 time.sleep(self.settings.http_retry_backoff_seconds * 2 ** attempt)
                 attempt += 1
+
+    def server_answers(self) -> bool:
+        """False once the server counts as down for this run (IN_PLACE_GIVE_UP prints gave up)."""
+        return self._gave_up < IN_PLACE_GIVE_UP
 
     def hold(self, p: SilverPrint, step: str, reason: str, fix: str) -> Outcome:
         """needs_attention without trying: the print's own data says it cannot be pushed as it is."""

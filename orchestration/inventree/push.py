@@ -78,6 +78,7 @@ def drain(queue: PrintQueue, prints: Sequence[SilverPrint], steps: Sequence[Step
           selection: Selection, report: QueueReport, fatal: tuple[type[BaseException], ...], *,
           transient: tuple[type[BaseException], ...] = (), guard_batches: bool = False) -> QueueReport:
     synced = 0
+    failed: list[tuple[int, SilverPrint]] = []  # (index in report.outcomes, print) that are retrying
     # A batch is the stock item's natural key: when silver gives it to two prints (a join defect, also
     # a failing dbt test), those prints wait with the reason; every other print goes on.
     conflicts = batch_conflicts(queue.settings.warehouse_db, [p.batch for p in prints]) if guard_batches else {}
@@ -94,6 +95,15 @@ def drain(queue: PrintQueue, prints: Sequence[SilverPrint], steps: Sequence[Step
         outcome: Outcome = queue.process(p, steps, owned, force=selection.forced(p), fatal=fatal,
                                          transient=transient)
         report.outcomes.append(outcome)
+        if outcome.outcome == "retrying":
+            failed.append((len(report.outcomes) - 1, p))
         if outcome.outcome in ("created", "reused", "synced", "waiting") and outcome.part_pk:
             synced += 1
+    # A print whose step ran out of in-place tries in a 5xx burst would wait for the next run (a
+    # whole run later); while the server still answers the others, it gets one more go at the end.
+    for index, p in failed:
+        if not queue.server_answers():
+            break
+        report.outcomes[index] = queue.process(p, steps, owned, force=selection.forced(p), fatal=fatal,
+                                               transient=transient, again=True)
     return report

@@ -227,3 +227,45 @@ def test_a_settings_change_walks_synced_prints_again_only_for_what_is_new(tmp_pa
     out = changed.process(silver(), [steps.step("part"), steps.step("stock_item")], {"part", "stock_item"})
     assert out.outcome == "created" and steps.ran == [("mqtt:S1:1", "part"), ("mqtt:S1:1", "stock_item")]
     assert ledger.get("mqtt:S1:1").state == "synced", "the done step was not run again, only the new one"
+
+
+def test_a_print_that_ran_out_of_tries_in_place_gets_one_more_go_at_the_end_of_the_push(tmp_path):
+    """A 5xx burst (bench.soak): one print's step failed all its tries in place while the server
+    went on answering the others. Waiting its backoff meant a whole run later; it is tried once
+    more after the others, and a failure there counts as the same attempt."""
+    from orchestration.inventree.push import drain
+    from orchestration.print_queue import Selection
+
+    settings = SyncSettings(data_dir=tmp_path, http_retries=1, http_retry_backoff_seconds=0.01)
+    ledger = Ledger(settings.ledger_db)
+    queue = PrintQueue(ledger, settings, run_id="r1")
+    prints = [silver(print_id=f"mqtt:S1:{n}") for n in range(3)]
+    queue.enqueue(prints, QueueReport())
+
+    class Burst:
+        """Fails the first print's first 2 tries (all it has in place), then answers."""
+        name, calls = "stock_item", []
+
+        def applies(self, p):
+            return True
+
+        def run(self, p, done):
+            self.calls.append(p.print_id)
+            if p.print_id == "mqtt:S1:0" and self.calls.count("mqtt:S1:0") <= 2:
+                raise Flaky("503 Service Unavailable")
+            return {"stock_item_pk": len(self.calls), "created": True}
+
+    step = Burst()
+    report = drain(queue, prints, [step], {"stock_item"}, Selection(), QueueReport(), (), transient=(Flaky,))
+    assert [o.outcome for o in report.outcomes] == ["created"] * 3
+    assert step.calls == ["mqtt:S1:0", "mqtt:S1:0", "mqtt:S1:1", "mqtt:S1:2", "mqtt:S1:0"]
+    assert ledger.get("mqtt:S1:0").state == "synced" and ledger.get("mqtt:S1:0").attempts == 0
+
+    # down for good: the second go fails too, and the print has used one attempt, not two
+    ledger2 = Ledger(tmp_path / "other.sqlite3")
+    queue2 = PrintQueue(ledger2, settings, run_id="r2")
+    queue2.enqueue(prints[:1], QueueReport())
+    down = FailTimes("stock_item", 99)
+    report = drain(queue2, prints[:1], [down], {"stock_item"}, Selection(), QueueReport(), (), transient=(Flaky,))
+    assert [o.outcome for o in report.outcomes] == ["retrying"] and down.calls == 4  # 2 tries, twice
+    assert ledger2.get("mqtt:S1:0").attempts == 1

@@ -52,27 +52,35 @@ def test_stock_item_found_by_batch_when_the_ledger_forgot(env, inventree):
 
 def test_a_transient_failure_retries_that_print_only_after_its_backoff(env, inventree, monkeypatch):
     monkeypatch.setenv("SYNC_RETRY_BASE_SECONDS", "600")
+    monkeypatch.setenv("HTTP_RETRY_BACKOFF_SECONDS", "0.05")
     add_mqtt_job(env, "301", "Alpha", ended="2026-11-20T11:00:00.000000Z")
     add_mqtt_job(env, "302", "Beta", ended="2026-11-20T12:00:00.000000Z")
-    # 1 + HTTP_RETRIES answers of 503: the step's tries in place run out, the print waits its backoff
-    monkeypatch.setenv("HTTP_RETRY_BACKOFF_SECONDS", "0.05")
+    # 1 + HTTP_RETRIES answers of 503: Alpha's tries in place run out while the server answers Beta;
+    # Alpha's one more go at the end of the push brings it in, in the same run
     inventree.inject(status=503, times=4, method="POST", path_prefix="/api/stock/")
     result = run_sync()
+    assert result.success and len(inventree.stock_items) == 2
+    assert {r["print_id"]: (r["state"], r["attempts"]) for r in ledger_rows(env)} == {
+        "mqtt:SERIAL1:301": ("synced", 0), "mqtt:SERIAL1:302": ("synced", 0)}
+
+    # 503 for both goes: the print waits its backoff, one attempt spent; the others are not held
+    add_mqtt_job(env, "303", "Gamma", ended="2026-11-20T13:00:00.000000Z")
+    inventree.inject(status=503, times=8, method="POST", path_prefix="/api/stock/")
+    result = run_sync()
     assert result.success  # one print's trouble is not the run's
-    assert len(inventree.stock_items) == 1
-    rows = {r["print_id"]: r for r in ledger_rows(env)}
-    alpha = rows["mqtt:SERIAL1:301"]
-    assert alpha["state"] == "retrying" and alpha["step"] == "stock_item" and alpha["attempts"] == 1
-    assert "503" in alpha["last_error"] and alpha["next_attempt_at"] > alpha["last_attempt_at"]
-    assert rows["mqtt:SERIAL1:302"]["state"] == "synced"
+    assert len(inventree.stock_items) == 2
+    gamma = {r["print_id"]: r for r in ledger_rows(env)}["mqtt:SERIAL1:303"]
+    assert gamma["state"] == "retrying" and gamma["step"] == "stock_item" and gamma["attempts"] == 1
+    assert "503" in gamma["last_error"] and gamma["next_attempt_at"] > gamma["last_attempt_at"]
     meta = result.asset_materializations_for_node("inventree_stock")[0].metadata
-    assert meta["retrying"].value == 1 and meta["created"].value == 1
-    assert run_sync().success and len(inventree.stock_items) == 1  # not due yet: left alone
+    assert meta["retrying"].value == 1
+    assert run_sync().success and len(inventree.stock_items) == 2  # not due yet: left alone
     monkeypatch.setenv("SYNC_RETRY_BASE_SECONDS", "0.01")
     from orchestration.ledger import Ledger
-    Ledger(env / "sync.sqlite3").update("mqtt:SERIAL1:301", next_attempt_at="2000-01-01T00:00:00.000000Z")
+    Ledger(env / "sync.sqlite3").update("mqtt:SERIAL1:303", next_attempt_at="2000-01-01T00:00:00.000000Z")
     assert run_sync().success
-    assert sorted(s["batch"] for s in inventree.stock_items.values()) == ["mqtt-SERIAL1-301", "mqtt-SERIAL1-302"]
+    assert sorted(s["batch"] for s in inventree.stock_items.values()) == [
+        "mqtt-SERIAL1-301", "mqtt-SERIAL1-302", "mqtt-SERIAL1-303"]
     assert {r["state"] for r in ledger_rows(env)} == {"synced"}
 
 
