@@ -1,4 +1,4 @@
-# One image for every Python service of the pipeline (logger, Dagster webserver and daemon,
+# One image for every Python service of the pipeline (logger, Dagster code server, webserver and daemon,
 # dbt docs, sync API). Tag pinned; a digest cannot be looked up from this build machine.
 FROM python:3.11.7-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
