@@ -3,9 +3,9 @@
 Everything real on loopback except InvenTree and Bambuddy (the stand-ins from tests/fakes, the
 Bambuddy one fed from the printers' MQTT reports as the real one is): a TLS broker, simulated
 printers, the MQTT logger, the Dagster code server, daemon and webserver (as compose runs them)
-with the default sensor settings. The printers finish K prints at random moments; per print we measure from its FINISH message to
-its StockItem in the InvenTree stand-in and to the link in its Bambuddy archive. The time is
-split with the Dagster run that pushed the print (its events): detect (FINISH until the sensor
+with the default sensor settings. The printers finish K prints at random moments; per print we
+measure from its FINISH message to its StockItem in the InvenTree stand-in and to the link in its
+Bambuddy archive. The time is split with the Dagster run that pushed the print (its events): detect (FINISH until the sensor
 queued a run), queue (behind the run before it), launch (dequeued until the run's own process
 had loaded the code and started), prepare (steps before dbt), dbt, push (dbt done until the
 stock item), link.

@@ -9,7 +9,8 @@ refuses). Meanwhile: Bambuddy is down for a while (webhooks keep coming), InvenT
 in bursts, the code server is killed (its supervisor starts it again, as compose's restart
 policy does), and DAGSTER_HOME is wiped and the Dagster services restarted. Afterwards every
 good print must be in stock exactly once and linked, the poison print in needs_attention with
-its reason, no request left pending, one startup run per daemon start. Prints one JSON line last (the targets are the issue's; exit 1 when one is missed).
+its reason, no request left pending, one startup run per daemon start. Prints one JSON line
+last (the targets are the issue's; exit 1 when one is missed).
 
 Latency is print end -> link written in Bambuddy (the last side effect). p95_s counts from when
 the print could be read: its arrival, or Bambuddy's return for a print that ended while Bambuddy
@@ -36,7 +37,8 @@ from pathlib import Path
 import requests
 
 from orchestration.processes import Supervisor, signal_group, stop
-from orchestration.services import free_port, start_dagster
+from ingestion.devbroker import free_port
+from orchestration.services import start_dagster
 
 REPO = Path(__file__).resolve().parents[1]
 CORRUPT_PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 12  # PNG magic, no image: InvenTree refuses it

@@ -5,7 +5,8 @@ broker; --broker chooses), three simulated printers (X1C, P1S, A1) running a mix
 prints, the MQTT logger, Dagster as docker-compose.yml runs it (code server, webserver, daemon;
 sensors on), the dbt docs and the sync API. InvenTree and Bambuddy are the real ones when
 INVENTREE_BASE_URL / BAMBUDDY_BASE_URL are set (environment or .env), otherwise in-process demo
-stand-ins (tests/fakes), fed by the simulated printers as the real Bambuddy would be. Ctrl-C stops everything it started.
+stand-ins (tests/fakes), fed by the simulated printers as the real Bambuddy would be. Ctrl-C
+stops everything it started.
 """
 
 from __future__ import annotations

@@ -82,8 +82,8 @@ class Supervisor:
 
     def start(self, name: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
               cwd: str | Path | None = None, restart: bool = False) -> Child:
-        child = Child(name, self._spawn(name, args, {**self.env, **(env or {})}, cwd), self.log_dir / f"{name}.log",
-                      restart=restart, launch={"args": list(args), "env": {**self.env, **(env or {})}, "cwd": cwd})
+        launch = {"args": list(args), "env": {**self.env, **(env or {})}, "cwd": cwd}
+        child = Child(name, self._spawn(name, **launch), self.log_dir / f"{name}.log", restart=restart, launch=launch)
         self.children.append(child)
         return child
 
@@ -100,7 +100,7 @@ class Supervisor:
         for child in self.children:
             if child.restart and child.proc.poll() is not None:
                 signal_group(child.proc, signal.SIGKILL)
-                child.proc = self._spawn(child.name, child.launch["args"], child.launch["env"], child.launch["cwd"])
+                child.proc = self._spawn(child.name, **child.launch)
                 child.restarts += 1
                 revived.append(child)
         return revived

@@ -10,23 +10,17 @@ supervisor within seconds and the daemon reconnects at its next tick.
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingestion.devbroker import free_port
 from orchestration.processes import Child, Supervisor
 
 REPO = Path(__file__).resolve().parents[1]
 WORKSPACE = REPO / "deploy" / "workspace.grpc.yaml"
 LOCATION = "printfarm"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def code_server_serving(port: int, host: str = "127.0.0.1") -> bool:

@@ -11,6 +11,7 @@ materializations, check results, run_results.json) stays the same.
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import types
@@ -79,7 +80,6 @@ class DbtInProcess:
 
 
 def _error_line(exc: BaseException) -> str:
-    import json
     return json.dumps({"info": {"level": "error", "msg": f"Encountered an error:\n{exc}", "name": "MainEncounteredError"},
                        "data": {"exc": str(exc)}})
 

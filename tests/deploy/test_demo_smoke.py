@@ -4,20 +4,15 @@ Dagster GraphQL API shows inventree_stock materialized and the community pop-up 
 link opens the part's page; then nothing it started is left running."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ingestion.devbroker import free_port
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def leftovers(marker: str) -> list[str]:

@@ -8,7 +8,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ingestion.devbroker import DevBroker
+from ingestion.devbroker import DevBroker, free_port
 from orchestration.processes import spawn, stop
 from orchestration.services import code_server_serving
 
@@ -31,12 +30,6 @@ def readme_steps() -> list[str]:
     start = text.index("```sh", text.index("Without Docker, run the services directly"))
     block = text[start + len("```sh"):text.index("```", start + 5)]
     return [line for line in block.strip().splitlines() if line.strip()]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def copy_repo(dest: Path) -> Path:

@@ -6,7 +6,6 @@ synced once. Real code server, daemon and run queue (deploy/dagster.yaml,
 deploy/workspace.grpc.yaml); InvenTree and Bambuddy stand-ins (tests/contracts/*/CONTRACT.md)."""
 
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -14,10 +13,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from orchestration.ledger import Ledger
 from orchestration.processes import Supervisor
 from orchestration.services import code_server_serving, start_dagster
 from tests.ingestion.conftest import wait_until
+from tests.reliability.killed_worker import assert_landed_once, one_print_waiting
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,18 +28,10 @@ def logged_its_pid(instance, run_id: str) -> bool:
 @pytest.mark.slow
 def test_a_code_server_killed_while_a_run_starts_leaves_no_run_that_holds_the_loop(
         env, bambuddy, inventree, monkeypatch, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("BAMBUDDY_BASE_URL", bambuddy.base_url)
-    monkeypatch.setenv("SYNC_ON_STARTUP", "false")  # only the released run's retry can bring the print in
-    archive = bambuddy.add_archive(printer_id=1, print_name="Benchy")
-    bambuddy.add_run(archive["id"])
-    ledger = Ledger(env / "sync.sqlite3")
+    one = one_print_waiting(env, bambuddy, monkeypatch, tmp_path)
     with Supervisor(tmp_path / "logs") as procs, DagsterInstance.get() as instance:
-        dagster = start_dagster(procs, home, cwd=REPO)
-        ledger.add_request("webhook")  # what the API records for Bambuddy's webhook
+        dagster = start_dagster(procs, one.home, cwd=REPO)
+        one.ledger.add_request("webhook")  # what the API records for Bambuddy's webhook
         run = wait_until(lambda: (runs := instance.get_runs(limit=1)) and logged_its_pid(instance, runs[0].run_id)
                          and runs[0], timeout=120, what="a run whose worker logged its pid")
         time.sleep(1.0)  # the launch call has its answer (a kill before that fails the launch itself)
@@ -52,8 +43,7 @@ def test_a_code_server_killed_while_a_run_starts_leaves_no_run_that_holds_the_lo
 
         def synced():
             procs.revive()  # compose's `restart: unless-stopped`
-            entry = ledger.get(f"bambuddy:{archive['id']}:1")
-            return entry and entry.state == "synced" and entry.link_state == "written" and entry
+            return one.synced_and_linked()
 
         killed_at = time.monotonic()
         entry = wait_until(synced, timeout=120, what="the print synced and linked after the restart")
@@ -61,7 +51,5 @@ def test_a_code_server_killed_while_a_run_starts_leaves_no_run_that_holds_the_lo
         assert dagster.code_server.restarts == 1 and code_server_serving(dagster.code_port)
         left = instance.get_run_by_id(run.run_id)
         assert left.status == DagsterRunStatus.FAILURE and left.tags.get("printfarm/worker_gone")
-    assert [s["batch"] for s in inventree.stock_items.values()] == [f"bambuddy-{archive['id']}"], "once"
-    assert entry.stock_item_pk and bambuddy.archives[archive["id"]]["external_url"].endswith("/")
-    failed = [r for r in ledger.requests(("failed",)) if r["run_id"] == run.run_id]
-    assert failed and "gone" in failed[0]["error"]
+    failed = assert_landed_once(one, entry, inventree, bambuddy, run.run_id)
+    assert "gone" in failed["error"]

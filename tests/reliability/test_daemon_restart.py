@@ -6,20 +6,18 @@ Real daemon and run queue (deploy/dagster.yaml); InvenTree and Bambuddy stand-in
 (tests/contracts/*/CONTRACT.md)."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from orchestration.ledger import Ledger
 from orchestration.processes import spawn, stop
 from orchestration.sensors import _alive
 from tests.ingestion.conftest import wait_until
+from tests.reliability.killed_worker import assert_landed_once, one_print_waiting
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,16 +29,8 @@ def start_daemon(log: Path) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_a_daemon_killed_mid_run_leaves_no_run_that_holds_the_loop(env, bambuddy, inventree, monkeypatch, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("BAMBUDDY_BASE_URL", bambuddy.base_url)
-    monkeypatch.setenv("SYNC_ON_STARTUP", "false")  # only the failed run's retry can bring the print in
-    archive = bambuddy.add_archive(printer_id=1, print_name="Benchy")
-    bambuddy.add_run(archive["id"])
-    ledger = Ledger(env / "sync.sqlite3")
-    ledger.add_request("webhook")  # what the API records for Bambuddy's webhook
+    one = one_print_waiting(env, bambuddy, monkeypatch, tmp_path)
+    one.ledger.add_request("webhook")  # what the API records for Bambuddy's webhook
     inventree.delay(2.0)  # a slow InvenTree: the run is still pushing when the daemon dies
     log = tmp_path / "daemon.log"
     with DagsterInstance.get() as instance:
@@ -58,13 +48,10 @@ def test_a_daemon_killed_mid_run_leaves_no_run_that_holds_the_loop(env, bambuddy
             inventree.delay(0)
 
             daemon = start_daemon(log)
-            entry = wait_until(lambda: (e := ledger.get(f"bambuddy:{archive['id']}:1")) and e.state == "synced"
-                               and e.link_state == "written" and e, timeout=150, what="the print synced and linked")
+            entry = wait_until(one.synced_and_linked, timeout=150, what="the print synced and linked")
         finally:
             stop(daemon, timeout=30)
         left = instance.get_run_by_id(run.run_id)
         assert left.status == DagsterRunStatus.FAILURE
-    assert [s["batch"] for s in inventree.stock_items.values()] == [f"bambuddy-{archive['id']}"], "once"
-    assert entry.stock_item_pk and bambuddy.archives[archive["id"]]["external_url"].endswith("/")
-    failed = [r for r in ledger.requests(("failed",)) if r["run_id"] == run.run_id]
-    assert failed and "worker" in failed[0]["error"], log.read_text()[-3000:]
+    failed = assert_landed_once(one, entry, inventree, bambuddy, run.run_id)
+    assert "worker" in failed["error"], log.read_text()[-3000:]
