@@ -252,9 +252,10 @@ class Soak:
                 latency = written - self.readable_at(p)
                 latencies.append(latency)
                 from_arrival.append(written - p.arrived)
-                slowest.append((round(latency, 1), round(p.arrived - self.wall0, 1)))
-        for latency, at in sorted(slowest, reverse=True)[:8]:
-            print(f"  slow: arrived at {at:6.1f}s, linked {latency:5.1f}s after it was readable", file=sys.stderr)
+                slowest.append((round(latency, 1), round(p.arrived - self.wall0, 1), p.archive_id))
+        for latency, at, archive_id in sorted(slowest, reverse=True)[:8]:
+            print(f"  slow: archive {archive_id:3d} arrived at {at:6.1f}s, linked {latency:5.1f}s after it was "
+                  "readable", file=sys.stderr)
         with ledger._connect() as conn:
             served = conn.execute("SELECT run_id, kind FROM sync_requests WHERE run_id IS NOT NULL").fetchall()
             runs = conn.execute("SELECT run_id, created + reused + skipped + failed + links AS work, details_json "

@@ -41,12 +41,21 @@ from orchestration.settings import SyncSettings, _int
 
 # Read at load: sensor intervals are part of the definitions. A bad value names the setting.
 SENSOR_INTERVAL_SECONDS = _int("SENSOR_INTERVAL_SECONDS", os.environ.get("SENSOR_INTERVAL_SECONDS", "5"), minimum=1)
+
+
+def min_interval(seconds: int) -> int:
+    """The sensor daemon looks every 5 s and skips a sensor whose last tick began less than its
+    minimum interval ago. The tick begins a few ms into the look, so a 5 s interval is a few ms
+    short at every other look: the scheduler ticked every 5 or 10 s (bench.soak). A second less
+    makes a look at or after the interval always tick."""
+    return max(1, seconds - 1)
 TRIGGER_TAG = "printfarm/trigger"
 WORKER_GONE_TAG = "printfarm/worker_gone"  # set on a run the scheduler failed because its worker died
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
           DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 LOST_AFTER_SECONDS = 30         # a launch no instance knows after this is launched again
+DAEMON_SEEN_META = "daemon_seen_at"  # when the current daemon process was first seen
 RUN_RETRY_MAX_SECONDS = 300     # a failed run is retried after 10 s, doubling, at most this
 FULL_RESCAN_KINDS = {"poll", "backfill", "startup"}
 
@@ -96,6 +105,7 @@ def record_triggers(context: SensorEvaluationContext, settings: SyncSettings, le
     if daemon_id and ledger.meta("daemon_id") != daemon_id:
         # A new daemon process (not a new code server: those restart every minute or so).
         ledger.set_meta("daemon_id", daemon_id)
+        ledger.set_meta(DAEMON_SEEN_META, utc_now())
         ledger.set_meta("daemon_starts", ledger.meta("daemon_starts", 0) + 1)
         if settings.sync_on_startup:
             ledger.add_request("startup")
@@ -152,9 +162,11 @@ def settle_launches(instance, ledger: Ledger, settings: SyncSettings) -> None:
     for launch_id, requests in launches.items():
         runs = instance.get_runs(filters=RunsFilter(tags={LAUNCH_TAG: launch_id}), limit=1)
         if not runs:
-            # The daemon creates the run right after the tick; none after this long means the run
-            # went with a reset DAGSTER_HOME (or never got created): launch the requests again.
-            if min(_seconds_since(r["launched_at"]) for r in requests) > LOST_AFTER_SECONDS:
+            # The daemon creates the run right after the tick; none after this long, or none from a
+            # daemon that has been replaced since (a restart, a reset DAGSTER_HOME), means the run
+            # went with the old instance or never got created: launch the requests again.
+            orphaned = max(r["launched_at"] for r in requests) < (ledger.meta(DAEMON_SEEN_META) or "")
+            if orphaned or min(_seconds_since(r["launched_at"]) for r in requests) > LOST_AFTER_SECONDS:
                 for run_id in {r["run_id"] for r in requests if r["run_id"]}:
                     ledger.complete_run(run_id, status="failure", answer_requests=False,
                                         error="run lost: its Dagster instance no longer knows it (DAGSTER_HOME reset?)")
@@ -263,7 +275,7 @@ def plan(ledger: Ledger) -> tuple[list[dict], dict] | None:
     return group, config
 
 
-@sensor(job=sync_prints, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+@sensor(job=sync_prints, minimum_interval_seconds=min_interval(SENSOR_INTERVAL_SECONDS),
         default_status=DefaultSensorStatus.RUNNING,
         description="Records what should be synced (daemon start, ended prints, poll, API, webhooks) in "
                     "the ledger and turns it into at most one queued or running sync_prints run.")

@@ -141,6 +141,42 @@ def test_a_launch_that_no_instance_knows_is_launched_again(env):
     assert ledger.request(request_id)["status"] == "launched"  # launched again, not answered as failed
 
 
+def test_a_launch_from_a_daemon_since_replaced_is_launched_again_at_once(env):
+    """DAGSTER_HOME wiped and the services restarted (bench.soak): the old daemon's launch will
+    never become a run, so it does not wait out LOST_AFTER_SECONDS (a print waited 30 s for it)."""
+    ledger = Ledger(env / "sync.sqlite3")
+    request_id = ledger.add_request("webhook")
+    assert isinstance(tick(DagsterInstance.ephemeral()), RunRequest)  # claimed; the wipe comes first
+    assert ledger.request(request_id)["status"] == "launched"
+    new_home = DagsterInstance.ephemeral()
+    assert isinstance(tick(new_home), SkipReason)  # no new daemon seen: the run may still be created
+    daemon(new_home, "daemon-B")
+    again = tick(new_home)
+    assert isinstance(again, RunRequest)
+    assert str(request_id) in again.tags["printfarm/request_ids"].split(",")
+    assert again.tags["printfarm/trigger"] == "startup,webhook"  # with the new daemon's startup sync
+
+
+def test_the_scheduler_ticks_at_every_look_of_the_daemon(env):
+    """The sensor daemon looks every 5 s and skips a sensor whose last tick began less than its
+    minimum interval ago; the tick begins a little after the look, so with an interval of exactly
+    5 s every other look was skipped (ticks 5 or 10 s apart in bench.soak)."""
+    from types import SimpleNamespace
+
+    from dagster._core.scheduler.instigation import SensorInstigatorData
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME, is_under_min_interval
+
+    from orchestration.sensors import SENSOR_INTERVAL_SECONDS
+
+    assert SENSOR_INTERVAL_SECONDS == MIN_INTERVAL_LOOP_TIME == 5
+    began = time.time() - MIN_INTERVAL_LOOP_TIME + 0.02  # the previous tick began 20 ms into its look
+    # the daemon's own rule, given the sensor's state and its interval (only these fields are read)
+    state = SimpleNamespace(instigator_data=SensorInstigatorData(last_tick_timestamp=began,
+                                                                 last_tick_start_timestamp=began))
+    assert not is_under_min_interval(state, SimpleNamespace(min_interval_seconds=sync_scheduler.minimum_interval_seconds))
+    assert is_under_min_interval(state, SimpleNamespace(min_interval_seconds=SENSOR_INTERVAL_SECONDS))
+
+
 def test_due_retries_wake_the_scheduler(env):
     ledger = Ledger(env / "sync.sqlite3")
     instance = DagsterInstance.ephemeral()
