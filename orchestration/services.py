@@ -1,6 +1,6 @@
 """The Dagster services as a deployment runs them, for the demo and the benchmarks.
 
-Three processes, as in docker-compose.yml: a code server (`dagster code-server start`, the
+Three processes, as in docker-compose.yml: a code server (orchestration/code_server.py, the
 dagster-code service) that loads the definitions, evaluates the sensors and launches the runs,
 and dagster-webserver and dagster-daemon, which reach it through deploy/workspace.grpc.yaml.
 A code server the daemon spawns itself (workspace.yaml, fine for `dagster dev`) is reloaded only
@@ -57,19 +57,21 @@ class DagsterServices:
 
 def start_dagster(procs: Supervisor, home: Path, *, cwd: Path, webserver_port: int | None = None,
                   host: str = "127.0.0.1", code_port: int | None = None,
-                  wait_seconds: float = 120.0) -> DagsterServices:
+                  wait_seconds: float = 120.0, warm_workers: bool = True) -> DagsterServices:
     """Start code server, webserver and daemon on DAGSTER_HOME `home` (its dagster.yaml already
     there). The code server is restarted by procs.revive() when it dies. cwd: where Dagster's
-    commands run; they read a .env found there over the environment."""
+    commands run; they read a .env found there over the environment. warm_workers=False: the
+    plain `dagster api grpc`, whose run workers are spawned cold (bench/run_start.py)."""
     prepare_instance(home)
     code_port = code_port or free_port()
     webserver_port = webserver_port or free_port()
     bin_dir = Path(sys.executable).parent
     env = {"DAGSTER_HOME": str(home), "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
            "DAGSTER_CODE_SERVER_PORT": str(code_port)}
-    code = procs.start("dagster-code", [str(bin_dir / "dagster"), "code-server", "start", "-h", "127.0.0.1",
-                                        "-p", str(code_port), "-m", "orchestration.definitions", "-a", "defs",
-                                        "--location-name", LOCATION], env=env, cwd=cwd, restart=True)
+    server = ["-m", "orchestration.code_server"] if warm_workers else ["-m", "dagster", "api", "grpc"]
+    code = procs.start("dagster-code", [sys.executable, *server, "-h", "127.0.0.1", "-p", str(code_port),
+                                        "-m", "orchestration.definitions", "-a", "defs", "--location-name", LOCATION],
+                       env=env, cwd=cwd, restart=True)
     deadline = time.monotonic() + wait_seconds
     while not code_server_serving(code_port):
         if code.proc.poll() is not None:  # at start-up that is the definitions failing to load

@@ -103,7 +103,7 @@ def test_the_readme_steps_without_docker_run_as_written(tmp_path, inventree):
                 log = open(tmp_path / f"{name}.log", "wb")
                 procs[name] = spawn(args, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
-                if "code-server" in args:  # "Start it first": the others find it serving
+                if name == "printfarm-code-server":  # "Start it first": the others find it serving
                     wait_for("the code server", lambda: code_server_serving(ports["4000"]), procs, tmp_path)
             api = f"http://127.0.0.1:{ports['8088']}"
             health = wait_for("the sync API seeing the daemon's heartbeat in DAGSTER_HOME", lambda: (

@@ -1,0 +1,97 @@
+"""`python -m bench.run_start`: how long a sync run's worker takes to start, Dagster's way and ours.
+
+The Dagster services run as docker-compose.yml runs them, against the InvenTree and Bambuddy
+stand-ins, twice in one session: with the plain code server (`dagster api grpc`: each run worker
+is a spawned interpreter that imports dagster and the definitions) and with
+orchestration/code_server.py (each worker a fork of a process that imported them once). Each
+time, one print at a time is asked for and synced; per run we read its events: launch (STARTING
+until the worker's RUN_START) and run (STARTING until RUN_SUCCESS). The modes alternate, so a
+busy moment of this shared machine falls on both. One JSON line last, medians in seconds and
+the ratios spawn / warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.latency import run_phases
+from orchestration.processes import Supervisor
+from orchestration.services import start_dagster
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def one_round(warm: bool, runs: int, work: Path, inventree, bambuddy, ids: dict) -> list[dict]:
+    from dagster import DagsterInstance
+
+    from orchestration.ledger import Ledger
+
+    data, home = work / "data", work / "dagster_home"
+    data.mkdir(parents=True)
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if k not in ("SENSOR_INTERVAL_SECONDS", "POLL_INTERVAL_SECONDS")}
+    env.update(DATA_DIR=str(data), DAGSTER_HOME=str(home), SYNC_ON_STARTUP="false",
+               INVENTREE_BASE_URL=inventree.base_url, INVENTREE_TOKEN=inventree.token,
+               INVENTREE_PART_CATEGORY_ID=str(ids["INVENTREE_PART_CATEGORY_ID"]),
+               INVENTREE_STOCK_LOCATION_ID=str(ids["INVENTREE_STOCK_LOCATION_ID"]),
+               INVENTREE_WEB_URL="http://inventree.example", BAMBUDDY_BASE_URL=bambuddy.base_url)
+    printer = bambuddy.add_printer("Bench", f"BENCH{int(warm)}", "X1C")["id"]
+    with Supervisor(work / "logs", env) as procs:
+        start_dagster(procs, home, cwd=REPO, warm_workers=warm)
+        ledger = Ledger(data / "sync.sqlite3")
+        for n in range(runs):
+            archive = bambuddy.add_archive(printer_id=printer, print_name=f"Bench part {n}",
+                                           content_hash=f"bench-{warm}-{n}", filament_used_grams=5.0)
+            bambuddy.add_run(archive["id"], status="completed")
+            request_id = ledger.add_request("archive", archive_ids=[archive["id"]])
+            deadline = time.monotonic() + 180
+            while ledger.request(request_id)["status"] not in ("done", "failed"):
+                if time.monotonic() > deadline or procs.dead():
+                    raise SystemExit(f"request {request_id} not served; logs in {work / 'logs'}")
+                time.sleep(0.2)
+        with DagsterInstance.from_config(str(home)) as instance:
+            phases = run_phases(instance)
+    return [{"launch": p["RUN_START"] - p["RUN_STARTING"], "run": p["RUN_SUCCESS"] - p["RUN_STARTING"]}
+            for p in phases if {"RUN_STARTING", "RUN_START", "RUN_SUCCESS"} <= p.keys()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tests.fakes.bambuddy import FakeBambuddy
+    from tests.fakes.inventree import FakeInvenTree, seed_demo
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="runs per round")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per mode, alternating")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench-run-start-"))
+    results: dict[str, list[dict]] = {"spawn": [], "warm": []}
+    try:
+        with FakeInvenTree() as inventree, FakeBambuddy() as bambuddy:
+            ids = seed_demo(inventree)
+            for r in range(args.rounds):
+                for mode in ("spawn", "warm"):
+                    got = one_round(mode == "warm", args.runs, work / f"{mode}-{r}", inventree, bambuddy, ids)
+                    results[mode] += got
+                    print(f"round {r} {mode}: launch " + " ".join(f"{g['launch']:.2f}" for g in got), file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    median = {mode: {k: round(statistics.median(g[k] for g in got), 2) for k in ("launch", "run")}
+              for mode, got in results.items()}
+    print(json.dumps({"runs": {m: len(g) for m, g in results.items()}, "launch_s": {m: v["launch"] for m, v in median.items()},
+                      "run_s": {m: v["run"] for m, v in median.items()},
+                      "launch_ratio": round(median["spawn"]["launch"] / median["warm"]["launch"], 2),
+                      "run_ratio": round(median["spawn"]["run"] / median["warm"]["run"], 2)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
