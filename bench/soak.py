@@ -178,7 +178,8 @@ class Soak:
             signal_group(child.proc, signal.SIGTERM)
         for child in children:
             self.stop(child)
-        shutil.rmtree(self.home, ignore_errors=True)
+        # gone for Dagster, kept for a look at its runs (the work directory goes unless --keep)
+        self.home.rename(self.work / "dagster_home.wiped")
         self.start_dagster()
 
     def kill_code_server(self) -> None:
