@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Protocol, Sequence
 
 from orchestration.ledger import Ledger, LedgerEntry, stamp_in, utc_now
-from orchestration.settings import SyncSettings
+from orchestration.settings import SyncSettings, retry_delay
 from orchestration.silver import SilverPrint
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ class PrintQueue:
     def _run_step(self, step: Step, p: SilverPrint, done: dict, transient: tuple[type[BaseException], ...]) -> dict:
         """A step looks its object up by natural key before acting, so running it again is safe:
         a transient error (a 5xx burst, a lost answer) is tried again in place a few times
-        (HTTP_RETRIES, HTTP_RETRY_BACKOFF_SECONDS doubling) and costs seconds, not the backoff."""
+        (HTTP_RETRIES, on settings.retry_delay's schedule) and costs seconds, not the backoff."""
         tries = self.settings.http_retries if self._gave_up < IN_PLACE_GIVE_UP else 0
         attempt = 0
         while True:
@@ -215,7 +215,7 @@ class PrintQueue:
                     self._gave_up += 1 if tries else 0
                     raise
                 log.info("print %s: %s failed (%s), again in place", p.print_id, step.name, exc)
-                time.sleep(self.settings.http_retry_backoff_seconds * 2 ** attempt)
+                time.sleep(retry_delay(self.settings.http_retry_backoff_seconds, attempt + 1))
                 attempt += 1
 
     def server_answers(self) -> bool:

@@ -20,6 +20,13 @@ PART_KEY_CHOICES = ("content_hash", "filename", "print_name", "name")
 SECRET_SETTINGS = ("BAMBUDDY_API_KEY", "INVENTREE_TOKEN", "SERVICE_API_TOKEN", "WEBHOOK_SHARED_SECRET")
 
 
+def retry_delay(backoff: float, retry: int) -> float:
+    """Seconds before retry `retry` (1, 2, ...) of a failed HTTP call: the first at once, then
+    HTTP_RETRY_BACKOFF_SECONDS x 2, x 4, ... urllib3's Retry schedule, which the Bambuddy client
+    uses; the InvenTree client and the in-place step retries follow it too."""
+    return 0.0 if retry <= 1 else backoff * 2 ** (retry - 1)
+
+
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names it and says how to fix it."""
 

@@ -29,7 +29,7 @@ from inventree.base import Parameter, ParameterTemplate
 from inventree.part import Part, PartCategory
 from inventree.stock import StockItem, StockLocation
 
-from orchestration.settings import VALID_STOCK_STATUSES
+from orchestration.settings import VALID_STOCK_STATUSES, retry_delay
 
 from .text import clean_line, clean_notes
 
@@ -215,7 +215,7 @@ class InvenTreeClient:
                 attempt += 1
                 if attempt > self.retries:
                     raise
-                time.sleep(self.backoff * (2 ** (attempt - 1)))
+                time.sleep(retry_delay(self.backoff, attempt))
 
     def _write(self, call: Callable[[], T], what: str) -> T:
         """Creates: one attempt. A lost answer is healed by the caller's lookup on the next run."""

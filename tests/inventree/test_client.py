@@ -4,6 +4,7 @@ transcripts/client/c04, c10, c30, c33/c34, c43-c47, c50."""
 
 import logging
 import socket
+from types import SimpleNamespace
 
 import pytest
 
@@ -34,6 +35,26 @@ def test_failed_lookup_raises_instead_of_looking_empty(inventree, client):
     inventree.clear_faults()
     inventree.inject(status=503, times=1, path_prefix="/api/stock/")
     assert client.find_stock_by_batch("nope") == []  # retried once, then a real answer
+
+
+def test_retries_wait_as_urllib3_does_for_the_bambuddy_client(inventree, monkeypatch):
+    """One schedule for both servers: the first retry at once, then backoff x 2, x 4 (urllib3's
+    Retry, which BambuddyClient uses; the InvenTree client used to wait 0.5 s before the first)."""
+    from urllib3.util.retry import RequestHistory, Retry
+
+    from orchestration.inventree import client as client_module
+    from orchestration.settings import retry_delay
+
+    history = ()
+    for n in range(1, 5):
+        history += (RequestHistory("GET", "/", None, 503, None),)
+        assert retry_delay(0.5, n) == Retry(total=9, backoff_factor=0.5, history=history).get_backoff_time()
+    waits: list[float] = []
+    monkeypatch.setattr(client_module, "time", SimpleNamespace(sleep=waits.append))  # this module's waits only
+    client = InvenTreeClient(inventree.base_url + "/api/", inventree.token, timeout=5, retries=3, backoff=0.5)
+    inventree.inject(status=502, times=3, path_prefix="/api/part/")
+    assert client.find_parts_by_ipn("BMB-x") == []  # three 502s, then the real answer
+    assert waits == [0.0, 1.0, 2.0]
 
 
 def test_stock_create_returns_one_item_and_batch_lookup_is_exact(inventree, client):
