@@ -21,7 +21,7 @@ from types import SimpleNamespace
 DEFINITIONS = "orchestration.definitions"
 # What every run imports next: the worker's entry point, and dbt's runner and adapter (the dbt
 # models run inside the worker, orchestration/dbt/in_process.py).
-RUN_MODULES = ["dagster._grpc.impl", "dbt.cli.main", "dbt.adapters.sqlite"]
+RUN_MODULES = ["dagster._grpc.impl", "dbt.cli.main", "dbt.adapters.sqlite", "orchestration.dbt.warm_parse"]
 
 
 def warm_context(preload: list[str]) -> multiprocessing.context.BaseContext:

@@ -14,12 +14,35 @@ import io
 import json
 import os
 import subprocess
+import sys
 import types
 from contextlib import contextmanager
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 # Exit codes of the dbt CLI (dbt.cli.exceptions / ExitCodes): 1 = a node failed, 2 = dbt itself did.
 EXIT_SUCCESS, EXIT_FAILURE, EXIT_ERROR = 0, 1, 2
+
+# What a parsed manifest depends on besides the project's files (fixed while a code server runs):
+# profiles.yml reads DATA_DIR, no model reads an environment variable (test_dbt_warm_parse).
+KEY_ENV_PATHS = ("DATA_DIR", "DBT_PROJECT_DIR", "DBT_PROFILES_DIR")
+KEY_FLAGS = ("--vars", "--profile", "--target", "--project-dir", "--profiles-dir")
+WARM_MODULE = "orchestration.dbt.warm_parse"
+
+
+def parse_key(args: Sequence[str], env: Mapping[str, str], cwd: str | os.PathLike) -> tuple:
+    flags = tuple((flag, args[i + 1]) for i, flag in enumerate(args[:-1]) if flag in KEY_FLAGS)
+    paths = tuple(os.path.realpath(env[k]) if env.get(k) else None for k in KEY_ENV_PATHS)
+    return (os.path.realpath(cwd), paths, flags)
+
+
+def warm_manifest(args: Sequence[str], env: Mapping[str, str], cwd: str | os.PathLike) -> Any:
+    """The Manifest the code server's forkserver parsed (warm_parse.py), if this worker is one of
+    its forks and the invocation is a `build` like the one it was parsed for; else None and dbt
+    parses (as `dbt parse` must, to write its files)."""
+    parsed = getattr(sys.modules.get(WARM_MODULE), "PARSED", None)
+    if not parsed or list(args[1:2]) != ["build"]:
+        return None
+    return parsed[1] if parsed[0] == parse_key(args, env, cwd) else None
 
 
 @contextmanager
@@ -58,7 +81,10 @@ class DbtInProcess:
             previous = os.getcwd()
             os.chdir(cwd or previous)
             try:
-                result = dbtRunner(callbacks=[lambda msg: lines.append(msg_to_json(msg))]).invoke(self.args[1:])
+                manifest = warm_manifest(self.args, env, os.getcwd())
+                self.warm = manifest is not None
+                result = dbtRunner(manifest=manifest,
+                                   callbacks=[lambda msg: lines.append(msg_to_json(msg))]).invoke(self.args[1:])
             finally:
                 os.chdir(previous)
         if result.success:
