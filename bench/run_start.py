@@ -5,7 +5,8 @@ stand-ins, twice in one session: with the plain code server (`dagster api grpc`:
 is a spawned interpreter that imports dagster and the definitions) and with
 orchestration/code_server.py (each worker a fork of a process that imported them once). Each
 time, one print at a time is asked for and synced; per run we read its events: launch (STARTING
-until the worker's RUN_START) and run (STARTING until RUN_SUCCESS). The modes alternate, so a
+until the worker's RUN_START), dbt (the dbt step; a warm worker does not parse the project) and
+run (STARTING until RUN_SUCCESS). The modes alternate, so a
 busy moment of this shared machine falls on both. One JSON line last, medians in seconds and
 the ratios spawn / warm.
 """
@@ -60,8 +61,10 @@ def one_round(warm: bool, runs: int, work: Path, inventree, bambuddy, ids: dict)
                 time.sleep(0.2)
         with DagsterInstance.from_config(str(home)) as instance:
             phases = run_phases(instance)
-    return [{"launch": p["RUN_START"] - p["RUN_STARTING"], "run": p["RUN_SUCCESS"] - p["RUN_STARTING"]}
-            for p in phases if {"RUN_STARTING", "RUN_START", "RUN_SUCCESS"} <= p.keys()]
+    dbt = "dbt_print_history_assets"
+    return [{"launch": p["RUN_START"] - p["RUN_STARTING"], "dbt": p[f"STEP_SUCCESS:{dbt}"] - p[f"STEP_START:{dbt}"],
+             "run": p["RUN_SUCCESS"] - p["RUN_STARTING"]}
+            for p in phases if {"RUN_STARTING", "RUN_START", "RUN_SUCCESS", f"STEP_SUCCESS:{dbt}"} <= p.keys()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,15 +84,17 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in ("spawn", "warm"):
                     got = one_round(mode == "warm", args.runs, work / f"{mode}-{r}", inventree, bambuddy, ids)
                     results[mode] += got
-                    print(f"round {r} {mode}: launch " + " ".join(f"{g['launch']:.2f}" for g in got), file=sys.stderr)
+                    print(f"round {r} {mode}: " + ", ".join(f"launch {g['launch']:.2f} dbt {g['dbt']:.2f}" for g in got),
+                          file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    median = {mode: {k: round(statistics.median(g[k] for g in got), 2) for k in ("launch", "run")}
-              for mode, got in results.items()}
-    print(json.dumps({"runs": {m: len(g) for m, g in results.items()}, "launch_s": {m: v["launch"] for m, v in median.items()},
-                      "run_s": {m: v["run"] for m, v in median.items()},
-                      "launch_ratio": round(median["spawn"]["launch"] / median["warm"]["launch"], 2),
-                      "run_ratio": round(median["spawn"]["run"] / median["warm"]["run"], 2)}))
+    phases = ("launch", "dbt", "run")
+    median = {mode: {k: round(statistics.median(g[k] for g in got), 2) for k in phases} for mode, got in results.items()}
+    line = {"runs": {m: len(g) for m, g in results.items()}}
+    for k in phases:
+        line[f"{k}_s"] = {m: v[k] for m, v in median.items()}
+        line[f"{k}_ratio"] = round(median["spawn"][k] / median["warm"][k], 2)
+    print(json.dumps(line))
     return 0
 
 
