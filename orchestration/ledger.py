@@ -30,6 +30,7 @@ SCHEMA_VERSION = 2
 STATES = ("pending", "synced", "skipped", "retrying", "needs_attention")
 OPEN_REQUEST = ("pending", "launched")
 SCHEDULER_TICK_META = "scheduler_tick_at"  # written by the sync_scheduler sensor on every tick
+PULL_META = "pull_at:"  # + run id: when that run's collector began reading Bambuddy
 
 LEDGER_DDL = f"""
 CREATE TABLE IF NOT EXISTS sync_ledger (
@@ -363,6 +364,14 @@ class Ledger:
         with self._connect() as conn:
             conn.executemany("UPDATE sync_requests SET status = 'launched', launch_id = ?, launched_at = ? "
                              "WHERE id = ? AND status = 'pending'", [(launch_id, now, i) for i in ids])
+
+    def answer_covered(self, ids: list[int], run_id: str) -> None:
+        """Pending requests that a finished run served already (it read the sources after they
+        were made): done, with that run's id, without a run of their own."""
+        now = utc_now()
+        with self._connect() as conn:
+            conn.executemany("UPDATE sync_requests SET status = 'done', run_id = ?, finished_at = ? "
+                             "WHERE id = ? AND status = 'pending'", [(run_id, now, i) for i in ids])
 
     def update_requests(self, launch: str, /, **values: Any) -> None:
         """Set columns of the launched requests of one launch."""

@@ -36,19 +36,12 @@ from dagster import (
 from orchestration.bambuddy import BambuddyClient, BambuddyError
 from orchestration.inventree.assets import LAUNCH_TAG
 from orchestration.jobs import HOST_TAG, SYNC_JOB, sync_prints, sync_run_config
-from orchestration.ledger import SCHEDULER_TICK_META, Ledger, stamp_in, utc_now
+from orchestration.ledger import PULL_META, SCHEDULER_TICK_META, Ledger, stamp_in, utc_now
 from orchestration.settings import SyncSettings, _int
 
 # Read at load: sensor intervals are part of the definitions. A bad value names the setting.
 SENSOR_INTERVAL_SECONDS = _int("SENSOR_INTERVAL_SECONDS", os.environ.get("SENSOR_INTERVAL_SECONDS", "5"), minimum=1)
 
-
-def min_interval(seconds: int) -> int:
-    """The sensor daemon looks every 5 s and skips a sensor whose last tick began less than its
-    minimum interval ago. The tick begins a few ms into the look, so a 5 s interval is a few ms
-    short at every other look: the scheduler ticked every 5 or 10 s (bench.soak). A second less
-    makes a look at or after the interval always tick."""
-    return max(1, seconds - 1)
 TRIGGER_TAG = "printfarm/trigger"
 WORKER_GONE_TAG = "printfarm/worker_gone"  # set on a run the scheduler failed because its worker died
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
@@ -58,6 +51,16 @@ LOST_AFTER_SECONDS = 30         # a launch no instance knows after this is launc
 DAEMON_SEEN_META = "daemon_seen_at"  # when the current daemon process was first seen
 RUN_RETRY_MAX_SECONDS = 300     # a failed run is retried after 10 s, doubling, at most this
 FULL_RESCAN_KINDS = {"poll", "backfill", "startup"}
+COVERABLE_KINDS = {"webhook", "finished_prints", "retry"}  # "something is new": a later read serves them
+COVERED_META = "covered_until"  # {"at", "run_id"}: the newest read of a successful run that pushed all
+
+
+def min_interval(seconds: int) -> int:
+    """The sensor daemon looks every 5 s and skips a sensor whose last tick began less than its
+    minimum interval ago. The tick begins a few ms into the look, so a 5 s interval is a few ms
+    short at every other look: the scheduler ticked every 5 or 10 s (bench.soak). A second less
+    makes a look at or after the interval always tick."""
+    return max(1, seconds - 1)
 
 
 def mqtt_watermark(print_history_db: Path) -> list:
@@ -257,9 +260,38 @@ def release_dead_run(instance, run) -> bool:
     return True
 
 
+def record_covering_reads(instance, ledger: Ledger) -> None:
+    """A webhook or an ended print recorded while a run was going is served by that run if its
+    collector read Bambuddy after it (and dbt the logger's table later still): the request needs
+    no run of its own, which would find nothing (an idle run). Only a successful run that pushed
+    every pending print (no archive scope, no max_archives) covers anything."""
+    for run_id, at in ledger.metas(PULL_META).items():
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.status not in FINISHED:
+            continue  # still going: it may still fail
+        config = ((run.run_config or {}).get("ops", {}).get("inventree_stock", {}).get("config", {})
+                  if run is not None else {})
+        if run is not None and run.status == DagsterRunStatus.SUCCESS and not config.get("archive_ids") \
+                and not config.get("max_archives") and at > (ledger.meta(COVERED_META) or {}).get("at", ""):
+            ledger.set_meta(COVERED_META, {"at": at, "run_id": run_id})
+        ledger.set_meta(PULL_META + run_id, None)
+
+
+def answer_covered(ledger: Ledger) -> None:
+    covered = ledger.meta(COVERED_META)
+    if not covered:
+        return
+    served = [r["id"] for r in ledger.requests(("pending",))
+              if r["kind"] in COVERABLE_KINDS and r["archive_ids"] is None and not r["force"]
+              and not r["max_archives"] and r["created_at"] < covered["at"]]
+    if served:
+        ledger.answer_covered(served, covered["run_id"])
+
+
 # --- (3) launch -------------------------------------------------------------------------------
 def plan(ledger: Ledger) -> tuple[list[dict], dict] | None:
     now = utc_now()
+    answer_covered(ledger)
     pending = [r for r in ledger.requests(("pending",)) if not r["not_before"] or r["not_before"] <= now]
     if not pending:
         due = ledger.next_due()
@@ -285,6 +317,7 @@ def sync_scheduler(context: SensorEvaluationContext):
     ledger.set_meta(SCHEDULER_TICK_META, time.time())  # /sync/status tells when the scheduler stopped ticking
     notes = record_triggers(context, settings, ledger)
     settle_launches(context.instance, ledger, settings)
+    record_covering_reads(context.instance, ledger)
     active = context.instance.get_runs(filters=RunsFilter(job_name=SYNC_JOB, statuses=ACTIVE), limit=1)
     if active and release_dead_run(context.instance, active[0]):
         notes.append(f"run {active[0].run_id} had lost its worker and is marked failed")

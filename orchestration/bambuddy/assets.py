@@ -4,6 +4,7 @@ main key is bambuddy_archives; the dbt sources map onto these keys."""
 
 from dagster import AssetExecutionContext, AssetSpec, Config, MaterializeResult, multi_asset
 
+from orchestration.ledger import PULL_META, Ledger, utc_now
 from orchestration.settings import SyncSettings
 
 from .collector import collect
@@ -32,6 +33,8 @@ def bambuddy_archives(context: AssetExecutionContext, config: BambuddyCollectCon
         for key in ("bambuddy_archives", "bambuddy_print_runs", "bambuddy_printers"):
             yield MaterializeResult(asset_key=key, metadata=note)
         return
+    # what this run read covers every trigger recorded before now (sensors.py, covering_pulls)
+    Ledger(settings.ledger_db).set_meta(f"{PULL_META}{context.run_id}", utc_now())
     report = collect(bambuddy.get_client(), settings.print_history_db, full_rescan=config.full_rescan)
     context.log.info(f"Bambuddy: {report.metadata()}")
     yield MaterializeResult(asset_key="bambuddy_archives", metadata=report.metadata())

@@ -81,9 +81,7 @@ class DbtInProcess:
             previous = os.getcwd()
             os.chdir(cwd or previous)
             try:
-                manifest = warm_manifest(self.args, env, os.getcwd())
-                self.warm = manifest is not None
-                result = dbtRunner(manifest=manifest,
+                result = dbtRunner(manifest=warm_manifest(self.args, env, os.getcwd()),
                                    callbacks=[lambda msg: lines.append(msg_to_json(msg))]).invoke(self.args[1:])
             finally:
                 os.chdir(previous)

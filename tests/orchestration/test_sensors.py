@@ -177,6 +177,54 @@ def test_the_scheduler_ticks_at_every_look_of_the_daemon(env):
     assert is_under_min_interval(state, SimpleNamespace(min_interval_seconds=SENSOR_INTERVAL_SECONDS))
 
 
+def _run_with_a_webhook_before_and_after_its_read(instance, ledger, scoped=False):
+    from orchestration.ledger import PULL_META
+
+    first = ledger.add_request("archive", archive_ids=[7]) if scoped else ledger.add_request("webhook")
+    run = launched(instance, tick(instance))
+    before = ledger.add_request("webhook")  # the print it announces is in Bambuddy already
+    ledger.set_meta(PULL_META + run.run_id, utc_now())  # the run's collector reads Bambuddy
+    after = ledger.add_request("webhook")
+    assert isinstance(tick(instance), SkipReason)  # one run at a time
+    return run, first, before, after
+
+
+def test_a_webhook_the_running_sync_already_read_starts_no_run_of_its_own(env):
+    """bench.soak: a webhook arriving while a run was starting was served by that run's read of
+    Bambuddy, and its own run then found nothing (idle runs over the target). It is answered by
+    that run; a webhook after the read still gets its run."""
+    instance = DagsterInstance.ephemeral()
+    ledger = Ledger(env / "sync.sqlite3")
+    tick(instance)  # first look
+    run, first, before, after = _run_with_a_webhook_before_and_after_its_read(instance, ledger)
+    instance.run_storage.handle_run_event(run.run_id, _event(run, "PIPELINE_SUCCESS"))
+    result = tick(instance)
+    assert isinstance(result, RunRequest) and result.tags["printfarm/request_ids"] == str(after)
+    assert ledger.request(before)["status"] == "done" and ledger.request(before)["run_id"] == run.run_id
+    assert ledger.request(first)["status"] == "done"
+
+
+def test_a_failed_run_serves_no_other_request(env):
+    instance = DagsterInstance.ephemeral()
+    ledger = Ledger(env / "sync.sqlite3")
+    tick(instance)
+    run, _, before, after = _run_with_a_webhook_before_and_after_its_read(instance, ledger)
+    instance.report_run_failed(run)
+    result = tick(instance)  # both webhooks go now (beside the failure's retry, if it is due)
+    assert isinstance(result, RunRequest)
+    assert {str(before), str(after)} <= set(result.tags["printfarm/request_ids"].split(","))
+
+
+def test_a_run_scoped_to_some_archives_serves_no_other_request(env):
+    instance = DagsterInstance.ephemeral()
+    ledger = Ledger(env / "sync.sqlite3")
+    tick(instance)
+    run, _, before, after = _run_with_a_webhook_before_and_after_its_read(instance, ledger, scoped=True)
+    instance.run_storage.handle_run_event(run.run_id, _event(run, "PIPELINE_SUCCESS"))
+    result = tick(instance)
+    assert isinstance(result, RunRequest) and result.tags["printfarm/request_ids"] == f"{before},{after}"
+
+
 def test_due_retries_wake_the_scheduler(env):
     ledger = Ledger(env / "sync.sqlite3")
     instance = DagsterInstance.ephemeral()
