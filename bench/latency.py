@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import statistics
@@ -27,6 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.stand_ins import stand_in_env
 from ingestion.devbroker import DevBroker
 from ingestion.scenarios import Job, Step, start_steps
 from ingestion.simulator import BrokerAddress, Simulator
@@ -152,12 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         config.write_text(json.dumps({"printers": [
             {"name": s, "host": broker.host, "port": broker.port, "serial": s, "access_code": broker.password,
              "ca_file": str(broker.ca_file)} for s, _ in serials]}))
-        env = {k: v for k, v in os.environ.items() if k not in ("SENSOR_INTERVAL_SECONDS", "POLL_INTERVAL_SECONDS")}
-        env.update(DATA_DIR=str(data), DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1",
-                   INVENTREE_BASE_URL=inventree.base_url, INVENTREE_TOKEN=inventree.token,
-                   INVENTREE_PART_CATEGORY_ID=str(ids["INVENTREE_PART_CATEGORY_ID"]),
-                   INVENTREE_STOCK_LOCATION_ID=str(ids["INVENTREE_STOCK_LOCATION_ID"]),
-                   INVENTREE_WEB_URL="http://inventree.example", BAMBUDDY_BASE_URL=bambuddy.base_url)
+        env = stand_in_env(data, home, inventree, bambuddy, ids, PYTHONUNBUFFERED="1")
         watcher = Watcher(inventree, bambuddy)
         with Supervisor(work / "logs", env) as procs:
             procs.python("logger", ["ingestion", "--log-level", "WARNING"], env={"LOGGER_CONFIG": str(config)})

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from bench.latency import run_phases
+from bench.stand_ins import stand_in_env
 from orchestration.processes import Supervisor
 from orchestration.services import start_dagster
 
@@ -39,12 +39,7 @@ def one_round(warm: bool, runs: int, work: Path, inventree, bambuddy, ids: dict)
     data.mkdir(parents=True)
     home.mkdir()
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if k not in ("SENSOR_INTERVAL_SECONDS", "POLL_INTERVAL_SECONDS")}
-    env.update(DATA_DIR=str(data), DAGSTER_HOME=str(home), SYNC_ON_STARTUP="false",
-               INVENTREE_BASE_URL=inventree.base_url, INVENTREE_TOKEN=inventree.token,
-               INVENTREE_PART_CATEGORY_ID=str(ids["INVENTREE_PART_CATEGORY_ID"]),
-               INVENTREE_STOCK_LOCATION_ID=str(ids["INVENTREE_STOCK_LOCATION_ID"]),
-               INVENTREE_WEB_URL="http://inventree.example", BAMBUDDY_BASE_URL=bambuddy.base_url)
+    env = stand_in_env(data, home, inventree, bambuddy, ids, SYNC_ON_STARTUP="false")
     printer = bambuddy.add_printer("Bench", f"BENCH{int(warm)}", "X1C")["id"]
     with Supervisor(work / "logs", env) as procs:
         start_dagster(procs, home, cwd=REPO, warm_workers=warm)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import requests
 
+from bench.stand_ins import SENSOR_SETTINGS, stand_in_env
 from orchestration.processes import Supervisor, signal_group, stop
 from ingestion.devbroker import free_port
 from orchestration.services import start_dagster
@@ -88,14 +89,8 @@ class Soak:
             printer_ids = [bambuddy.add_printer(f"Soak {n}", f"SOAK{n:03d}", ("X1C", "P1S", "A1")[n % 3])["id"]
                            for n in range(self.printers)]
             api_port = free_port()
-            env = {k: v for k, v in os.environ.items()
-                   if k not in ("SENSOR_INTERVAL_SECONDS", "POLL_INTERVAL_SECONDS", "SYNC_ON_STARTUP")}
-            env.update(DATA_DIR=str(data), DAGSTER_HOME=str(self.home), PYTHONUNBUFFERED="1",
-                       INVENTREE_BASE_URL=inventree.base_url, INVENTREE_TOKEN=inventree.token,
-                       INVENTREE_PART_CATEGORY_ID=str(ids["INVENTREE_PART_CATEGORY_ID"]),
-                       INVENTREE_STOCK_LOCATION_ID=str(ids["INVENTREE_STOCK_LOCATION_ID"]),
-                       INVENTREE_WEB_URL="http://inventree.example", BAMBUDDY_BASE_URL=bambuddy.base_url,
-                       SYNC_API_PORT=str(api_port), SYNC_WAIT_SECONDS="1")
+            env = stand_in_env(data, self.home, inventree, bambuddy, ids, drop=(*SENSOR_SETTINGS, "SYNC_ON_STARTUP"),
+                               PYTHONUNBUFFERED="1", SYNC_API_PORT=str(api_port), SYNC_WAIT_SECONDS="1")
             with Supervisor(self.work / "logs", env) as procs:
                 self.procs = procs
                 procs.python("sync-api", ["orchestration.api"])
