@@ -286,6 +286,11 @@ class Ledger:
         with self._connect() as own:
             own.execute(sql, args)
 
+    def delete_meta(self, key: str) -> None:
+        """For per-run keys: a cleared one (set_meta None) would stay as a row that metas() scans."""
+        with self._connect() as conn:
+            conn.execute("DELETE FROM sync_meta WHERE key = ?", (key,))
+
     def metas(self, prefix: str) -> dict[str, Any]:
         with self._connect() as conn:
             rows = conn.execute("SELECT key, value FROM sync_meta WHERE key LIKE ?", (prefix + "%",)).fetchall()

@@ -274,7 +274,7 @@ def record_covering_reads(instance, ledger: Ledger) -> None:
         if run is not None and run.status == DagsterRunStatus.SUCCESS and not config.get("archive_ids") \
                 and not config.get("max_archives") and at > (ledger.meta(COVERED_META) or {}).get("at", ""):
             ledger.set_meta(COVERED_META, {"at": at, "run_id": run_id})
-        ledger.set_meta(PULL_META + run_id, None)
+        ledger.delete_meta(PULL_META + run_id)
 
 
 def answer_covered(ledger: Ledger) -> None:

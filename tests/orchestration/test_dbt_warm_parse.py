@@ -5,11 +5,11 @@ a build with other parse inputs never gets it."""
 import importlib
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
 from orchestration.dbt import in_process
+from orchestration.dbt.assets import dbt_resource
 from orchestration.dbt.project import TRANSFORMATION_DIR
 
 from .test_dbt_in_process import build
@@ -58,10 +58,10 @@ def test_a_build_with_the_warm_manifest_gives_the_events_of_one_that_parses(tmp_
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "warm"))
     module = warm()
     assert len(parses) == 1  # the import parsed
-    with_warm = build(tmp_path / "warm", monkeypatch, _resource())
+    with_warm = build(tmp_path / "warm", monkeypatch, dbt_resource())
     assert handed == [module.PARSED[1]] and len(parses) == 1  # the build did not parse again
     sys.modules.pop(in_process.WARM_MODULE)
-    parsed = build(tmp_path / "cold", monkeypatch, _resource())
+    parsed = build(tmp_path / "cold", monkeypatch, dbt_resource())
     assert handed[-1] is None and len(parses) == 2
     assert with_warm == parsed
     assert with_warm["materialized"]["silver_print_jobs"].value >= 1 and len(with_warm["checks"]) > 20
@@ -74,7 +74,7 @@ def test_a_build_for_another_data_dir_parses_for_itself(tmp_path, monkeypatch, w
     warm()
     (tmp_path / "other").mkdir()
     connect(tmp_path / "other" / "print_history.db").close()
-    result = build(tmp_path / "other", monkeypatch, _resource())  # its DATA_DIR is another profile
+    result = build(tmp_path / "other", monkeypatch, dbt_resource())  # its DATA_DIR is another profile
     assert handed == [None] and result["materialized"]["silver_print_jobs"].value >= 1
 
 
@@ -87,7 +87,3 @@ def test_only_data_dir_reaches_the_parse_from_the_environment():
             names |= set(re.findall(r"env_var\(\s*['\"](\w+)['\"]", path.read_text()))
     assert names == {"DATA_DIR"} and "DATA_DIR" in in_process.KEY_ENV_PATHS
 
-
-def _resource():
-    from orchestration.dbt.assets import dbt_resource
-    return dbt_resource()
